@@ -1,0 +1,185 @@
+"""The shape of a fareway configuration file, and the checks that span several sections."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fareway.budgets.ledger import Limit, OnExceed
+from fareway.budgets.pricing import MICROS_PER_USD, Price
+from fareway.budgets.windows import Window
+from fareway.providers.registry import ProviderConfig
+from fareway.providers.sim import SimProfile
+from fareway.routing.catalog import ModelSpec
+from fareway.routing.strategies import StrategyConfig
+
+FieldPath = tuple[str | int, ...]  # a location in the file, as pydantic reports it
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    """Where and how the gRPC server listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(50051, ge=0, le=65535)
+    grace_s: float = Field(10.0, ge=0)
+    max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    # How many candidates a request may try before giving up (the first plus fallbacks).
+    max_attempts: int = Field(3, ge=1)
+
+
+class SimSettings(_Strict):
+    """How the simulated provider behaves for this model."""
+
+    ttft_ms: int = Field(0, ge=0)
+    tokens_per_second: float = Field(0.0, ge=0)
+    answer_tokens: int = Field(60, gt=0)
+
+    def profile(self) -> SimProfile:
+        """As the sim provider takes it."""
+        return SimProfile(self.ttft_ms, self.tokens_per_second, self.answer_tokens)
+
+
+class ModelSettings(_Strict):
+    """One catalog entry. Prices are USD per million tokens, as price lists give them."""
+
+    id: str = Field(min_length=1)
+    provider: str
+    provider_model_id: str = ""  # defaults to id
+    tier: str
+    input_usd_per_mtok: Decimal = Field(ge=0)
+    output_usd_per_mtok: Decimal = Field(ge=0)
+    context_window: int = Field(gt=0)
+    max_output_tokens: int = Field(gt=0)
+    capabilities: tuple[str, ...] = ()
+    quality: float = Field(0.5, ge=0, le=1)
+    sim: SimSettings = SimSettings()
+
+    def spec(self) -> ModelSpec:
+        """As the catalog holds it."""
+        return ModelSpec(
+            id=self.id,
+            provider=self.provider,
+            provider_model_id=self.provider_model_id or self.id,
+            tier=self.tier,
+            price=Price.from_usd_per_mtok(self.input_usd_per_mtok, self.output_usd_per_mtok),
+            context_window=self.context_window,
+            max_output_tokens=self.max_output_tokens,
+            capabilities=frozenset(self.capabilities),
+            quality=self.quality,
+        )
+
+
+class KeySettings(_Strict):
+    """An API key, stored only as its SHA-256. `env` names a variable whose value, when set,
+    replaces the configured hash."""
+
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KeySettings:
+        if self.sha256 is None and self.env is None:
+            raise ValueError("give sha256, env, or both")
+        return self
+
+
+class LimitSettings(_Strict):
+    """A cost cap on one window."""
+
+    window: Window
+    cap_usd: Decimal = Field(ge=0)
+    soft_fraction: float = Field(0.0, ge=0, le=1)
+    on_exceed: OnExceed = OnExceed.REJECT
+
+    def limit(self) -> Limit:
+        """As the ledger holds it."""
+        return Limit(
+            self.window, int(self.cap_usd * MICROS_PER_USD), self.soft_fraction, self.on_exceed
+        )
+
+
+class TenantSettings(_Strict):
+    """A tenant: its keys, routing policy, budget and latency target."""
+
+    api_keys: tuple[KeySettings, ...] = Field(min_length=1)
+    strategy: str = ""  # empty: the configuration's default_strategy
+    allowed_models: tuple[str, ...] | None = None  # None: all
+    budget: tuple[LimitSettings, ...] = ()
+    latency_target_ms: int = Field(0, ge=0)
+
+
+class FarewayConfig(_Strict):
+    """A whole configuration file."""
+
+    server: ServerSettings = ServerSettings()
+    tiers: tuple[str, ...] = Field(("fast", "balanced", "powerful"), min_length=1)
+    providers: dict[str, ProviderConfig]
+    models: tuple[ModelSettings, ...] = Field(min_length=1)
+    strategies: dict[str, StrategyConfig]
+    default_strategy: str
+    tenants: dict[str, TenantSettings] = Field(min_length=1)
+    admin_keys: tuple[KeySettings, ...] = ()
+
+    def problems(self) -> list[tuple[FieldPath, str]]:
+        """Cross-references that do not resolve, each as (path into the file, message)."""
+        found: list[tuple[FieldPath, str]] = []
+        tiers = set(self.tiers)
+        model_ids = [m.id for m in self.models]
+        for i, model in enumerate(self.models):
+            if model.tier not in tiers:
+                found.append((("models", i, "tier"), _unknown("tier", model.tier, self.tiers)))
+            if model.provider not in self.providers:
+                found.append(
+                    (
+                        ("models", i, "provider"),
+                        _unknown("provider", model.provider, self.providers),
+                    )
+                )
+            if model_ids.count(model.id) > 1:
+                found.append((("models", i, "id"), f"model id '{model.id}' appears twice"))
+        for name, strategy in self.strategies.items():
+            if strategy.default_tier not in tiers:
+                path: FieldPath = ("strategies", name, "default_tier")
+                found.append((path, _unknown("tier", strategy.default_tier, self.tiers)))
+            for j, rule in enumerate(strategy.rules):
+                base: FieldPath = ("strategies", name, "rules", j)
+                if bool(rule.tier) == bool(rule.model):
+                    found.append((base, "give exactly one of tier and model"))
+                elif rule.tier and rule.tier not in tiers:
+                    found.append(((*base, "tier"), _unknown("tier", rule.tier, self.tiers)))
+                elif rule.model and rule.model not in model_ids:
+                    found.append(((*base, "model"), _unknown("model", rule.model, model_ids)))
+        if self.default_strategy not in self.strategies:
+            found.append(
+                (
+                    ("default_strategy",),
+                    _unknown("strategy", self.default_strategy, self.strategies),
+                )
+            )
+        for name, tenant in self.tenants.items():
+            if tenant.strategy and tenant.strategy not in self.strategies:
+                path = ("tenants", name, "strategy")
+                found.append((path, _unknown("strategy", tenant.strategy, self.strategies)))
+            for j, model_id in enumerate(tenant.allowed_models or ()):
+                if model_id not in model_ids:
+                    path = ("tenants", name, "allowed_models", j)
+                    found.append((path, _unknown("model", model_id, model_ids)))
+        return found
+
+
+def _unknown(what: str, value: str, known: Iterable[object]) -> str:
+    names = ", ".join(str(k) for k in known)
+    return f"unknown {what} '{value}'; known: {names}"
+
+
+def sha256_hex(key: str) -> str:
+    """How API keys are stored and compared."""
+    return hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,116 @@
+"""Anthropic through the official SDK's Messages streaming API (F12).
+
+Usage comes from the stream itself: `message_start` carries the input tokens and
+`message_delta` the cumulative output tokens, so a stream cut short still reports what it used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import anthropic
+from anthropic.types import MessageParam
+
+from fareway.core.errors import (
+    Overloaded,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnreachable,
+    RateLimited,
+)
+from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk, UsageReport
+from fareway.routing.request import ChatMessage, Role
+
+
+class AnthropicProvider:
+    """Streams from the Anthropic Messages API (or anything that speaks it at `base_url`)."""
+
+    simulated = False
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None = None,
+        timeout_s: float = 600.0,
+        name: str = "anthropic",
+    ) -> None:
+        self.name = name
+        # fareway does its own retries and fallbacks across models, so the SDK must not retry.
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s
+        )
+
+    async def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
+        """Yield text and usage as the stream delivers them; raise ProviderError on failure."""
+        input_tokens = 0
+        try:
+            async with self._client.messages.stream(
+                model=call.model.provider_model_id,
+                max_tokens=call.max_tokens,
+                messages=[_message(m) for m in call.messages],
+                system=call.system or anthropic.omit,
+                timeout=call.timeout_s if call.timeout_s is not None else anthropic.not_given,
+            ) as stream:
+                stop_reason = ""
+                async for event in stream:
+                    if event.type == "message_start":
+                        input_tokens = event.message.usage.input_tokens
+                        yield UsageReport(input_tokens, event.message.usage.output_tokens)
+                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        yield TextChunk(event.delta.text)
+                    elif event.type == "message_delta":
+                        stop_reason = event.delta.stop_reason or ""
+                        yield UsageReport(input_tokens, event.usage.output_tokens)
+                yield Finish(stop_reason or "end_turn")
+        except anthropic.APIError as exc:
+            raise _translate(exc, call.model.id) from exc
+
+    async def aclose(self) -> None:
+        """Close the SDK's connection pool."""
+        await self._client.close()
+
+
+def _message(message: ChatMessage) -> MessageParam:
+    if message.role is Role.USER:
+        return {"role": "user", "content": message.content}
+    return {"role": "assistant", "content": message.content}
+
+
+def _translate(exc: anthropic.APIError, model: str) -> ProviderError:
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderTimeout(message, model=model)
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderUnreachable(message, model=model)
+    if isinstance(exc, anthropic.APIStatusError):
+        # An `error` event inside an open stream arrives with the stream's 200 status, so the
+        # error type in the body decides as much as the status code does.
+        kind = _error_type(exc)
+        retry_after = _retry_after_s(exc)
+        if exc.status_code == 429 or kind == "rate_limit_error":
+            return RateLimited(message, model=model, retry_after_s=retry_after)
+        if exc.status_code >= 500 or exc.status_code < 400 or kind in _OVERLOAD_TYPES:
+            return Overloaded(message, model=model, retry_after_s=retry_after)
+        return ProviderRejected(message, model=model)
+    return ProviderError(message, model=model)
+
+
+_OVERLOAD_TYPES = frozenset({"overloaded_error", "api_error"})
+
+
+def _error_type(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("type", ""))
+    return ""
+
+
+def _retry_after_s(exc: anthropic.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

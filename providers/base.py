@@ -1,0 +1,67 @@
+"""The provider plug-in point: one call in, a stream of text and usage out.
+
+A provider is an async generator: the caller iterates it and, to stop early (client gone,
+deadline, hedge lost), calls `aclose()`, which must close the upstream connection at once.
+Failures are raised as `fareway.core.errors.ProviderError` subclasses so that fallbacks treat
+every provider alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Protocol
+
+from fareway.routing.catalog import ModelSpec
+from fareway.routing.request import ChatMessage
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    """One model attempt: which model, what to send, and how long it may take at most."""
+
+    model: ModelSpec
+    system: str
+    messages: tuple[ChatMessage, ...]
+    max_tokens: int
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    """A piece of the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """Token counts so far, as the provider reports them (cumulative, not increments)."""
+
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The model stopped normally; always the last event."""
+
+    stop_reason: str
+
+
+ProviderEvent = TextChunk | UsageReport | Finish
+
+
+class Provider(Protocol):
+    """Streams one model attempt."""
+
+    name: str
+    simulated: bool
+
+    def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
+        """Start the call and yield its events; raise ProviderError on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections at shutdown."""
+        ...

@@ -1,0 +1,53 @@
+"""The request as routing and providers see it: plain data, decoded from the wire by the server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """Who wrote a message."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One turn of the conversation."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What the caller told the router; empty strings and None mean "not given"."""
+
+    strategy: str = ""
+    step_type: str = ""
+    model: str = ""
+    tier: str = ""
+    max_cost_micros: int | None = None
+    latency_target_ms: int | None = None
+    required_capabilities: frozenset[str] = frozenset()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    """A validated request: non-empty messages ending with a user turn, max_tokens > 0."""
+
+    messages: tuple[ChatMessage, ...]
+    max_tokens: int
+    tenant: str
+    request_id: str
+    system: str = ""
+    hints: Hints = Hints()
+
+    @property
+    def query(self) -> str:
+        """The last user turn: the text that routing rules look at."""
+        return self.messages[-1].content

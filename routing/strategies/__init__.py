@@ -1,0 +1,17 @@
+"""The strategy registry: every strategy type a configuration may name, one module each.
+
+To add a strategy: write `routing/strategies/<name>.py` with a pydantic config model whose
+`type` is a `Literal` and whose `build(name, catalog)` returns the strategy, then add the
+config model to `StrategyConfig` below. Configuration loading rejects any other `type`, naming
+the known ones.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from fareway.routing.strategies.rules import RulesConfig
+
+StrategyConfig = Annotated[RulesConfig, Field(discriminator="type")]

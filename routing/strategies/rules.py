@@ -1,0 +1,130 @@
+"""Rule-based routing (F2): ordered rules over request features; the first match picks a tier."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fareway.routing.catalog import Catalog, ModelSpec
+from fareway.routing.features import Features
+from fareway.routing.request import RouteRequest
+from fareway.routing.strategy import Ranking, rank_towards_tier
+
+
+class Condition(BaseModel):
+    """Every set field must hold for the condition to match; an empty condition always does.
+    Keywords match case-insensitively as substrings of the last user turn."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    any_keywords: tuple[str, ...] = ()
+    min_words: int | None = None
+    max_words: int | None = None
+    min_tokens: int | None = None
+    max_tokens: int | None = None
+    has_code: bool | None = None
+    step_types: tuple[str, ...] = ()
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    def explain(self, features: Features) -> str | None:
+        """Why the condition matches (a short phrase), or None when it does not."""
+        reasons: list[str] = []
+        if self.any_keywords:
+            hit = next((k for k in self.any_keywords if k.lower() in features.query_lower), None)
+            if hit is None:
+                return None
+            reasons.append(f"keyword '{hit}'")
+        if self.min_words is not None:
+            if features.word_count < self.min_words:
+                return None
+            reasons.append(f"{features.word_count} words (at least {self.min_words})")
+        if self.max_words is not None:
+            if features.word_count > self.max_words:
+                return None
+            reasons.append(f"{features.word_count} words (at most {self.max_words})")
+        if self.min_tokens is not None:
+            if features.prompt_tokens < self.min_tokens:
+                return None
+            reasons.append(f"~{features.prompt_tokens} prompt tokens (at least {self.min_tokens})")
+        if self.max_tokens is not None:
+            if features.prompt_tokens > self.max_tokens:
+                return None
+            reasons.append(f"~{features.prompt_tokens} prompt tokens (at most {self.max_tokens})")
+        if self.has_code is not None:
+            if features.has_code != self.has_code:
+                return None
+            reasons.append("code present" if self.has_code else "no code")
+        if self.step_types:
+            if features.step_type not in self.step_types:
+                return None
+            reasons.append(f"step type '{features.step_type}'")
+        for key, value in self.labels.items():
+            if features.labels.get(key) != value:
+                return None
+            reasons.append(f"label {key}={value}")
+        return " and ".join(reasons) or "always"
+
+
+class Rule(BaseModel):
+    """When `when` matches, route to `tier`, or to `model` when that is set instead."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    when: Condition = Condition()
+    tier: str = ""
+    model: str = ""
+
+
+class RulesConfig(BaseModel):
+    """The `type: rules` entry of a configuration's `strategies`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["rules"]
+    rules: list[Rule]
+    default_tier: str
+
+    def build(self, name: str, catalog: Catalog) -> RulesStrategy:
+        """The strategy this configuration describes."""
+        return RulesStrategy(catalog, self.rules, self.default_tier, name)
+
+
+class RulesStrategy:
+    """First matching rule wins; no match means the default tier."""
+
+    def __init__(
+        self, catalog: Catalog, rules: Sequence[Rule], default_tier: str, name: str = "rules"
+    ) -> None:
+        self.name = name
+        self._catalog = catalog
+        self._rules = tuple(rules)
+        self._default_tier = default_tier
+
+    async def rank(
+        self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
+    ) -> Ranking:
+        for index, rule in enumerate(self._rules):
+            why = rule.when.explain(features)
+            if why is None:
+                continue
+            signals = {"rules.matched_index": float(index)}
+            if rule.model:
+                return self._rank_model_first(rule, why, eligible, signals)
+            ranked = rank_towards_tier(self._catalog, rule.tier, eligible)
+            reason = f"rule '{rule.name}' matched ({why}), so the {rule.tier} tier"
+            return Ranking(ranked, reason, signals)
+        ranked = rank_towards_tier(self._catalog, self._default_tier, eligible)
+        reason = f"no rule matched, so the default {self._default_tier} tier"
+        return Ranking(ranked, reason, {"rules.matched_index": -1.0})
+
+    def _rank_model_first(
+        self, rule: Rule, why: str, eligible: Sequence[ModelSpec], signals: dict[str, float]
+    ) -> Ranking:
+        target = self._catalog.get(rule.model)
+        assert target is not None, "configuration checks rule models against the catalog"
+        ranked = rank_towards_tier(self._catalog, target.tier, eligible)
+        ranked.sort(key=lambda s: s.model.id != rule.model)
+        return Ranking(ranked, f"rule '{rule.name}' matched ({why}), so {rule.model}", signals)

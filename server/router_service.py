@@ -1,0 +1,110 @@
+"""fareway.v1.RouterService: decode, route, run, encode. The logic lives elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+
+import grpc
+
+from fareway.core.errors import FarewayError
+from fareway.routing.decision import Decision
+from fareway.server.auth import current_principal
+from fareway.server.convert import decode_request, encode_decision, encode_model, encode_usage
+from fareway.server.generation import Billed, Delta, FallbackTaken, Finished, Routed
+from fareway.server.runtime import Runtime
+from fareway.server.status import abort
+from fareway.v1 import router_pb2, router_pb2_grpc
+
+
+class RouterService(router_pb2_grpc.RouterServiceServicer):
+    """Serves Generate, Complete, Route and ListModels."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def Generate(
+        self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncGenerator[router_pb2.GenerateEvent, None]:
+        started = self._rt.clock.monotonic()
+        try:
+            decision = await self._decide(request)
+            events = self._rt.generation.run(decision, started, context.time_remaining())
+            async with aclosing(events) as stream:
+                async for event in stream:
+                    yield _encode_event(event)
+        except FarewayError as error:
+            await abort(context, error, self._rt.clock.now())
+
+    async def Complete(
+        self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.CompleteResponse:
+        reply = router_pb2.CompleteResponse()
+        text: list[str] = []
+        async with aclosing(self.Generate(request, context)) as stream:
+            async for event in stream:
+                kind = event.WhichOneof("event")
+                if kind == "decision":
+                    reply.decision.CopyFrom(event.decision)
+                elif kind == "delta":
+                    text.append(event.delta.text)
+                elif kind == "escalation":
+                    reply.escalations.append(event.escalation)
+                elif kind == "fallback":
+                    reply.fallbacks.append(event.fallback)
+                elif kind == "usage":
+                    reply.usage.append(event.usage)
+                elif kind == "done":
+                    reply.stop_reason = event.done.stop_reason
+                    reply.total.CopyFrom(event.done.total)
+                    reply.ttft_ms = event.done.ttft_ms
+        reply.text = "".join(text)
+        return reply
+
+    async def Route(
+        self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.RouteDecision:
+        try:
+            decision = await self._decide(request)
+            state = await self._rt.ledger.state(decision.request.tenant)
+        except FarewayError as error:
+            await abort(context, error, self._rt.clock.now())
+        return encode_decision(decision, state.remaining_micros)
+
+    async def ListModels(
+        self, request: router_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ListModelsResponse:
+        models = [
+            encode_model(m, simulated=self._rt.providers[m.provider].simulated, healthy=True)
+            for m in self._rt.visible_models(current_principal.get())
+        ]
+        return router_pb2.ListModelsResponse(models=models, tiers=self._rt.catalog.tiers)
+
+    async def _decide(self, request: router_pb2.GenerateRequest) -> Decision:
+        policy = self._rt.policy_for(current_principal.get())
+        routed = decode_request(request, current_principal.get().tenant)
+        return await self._rt.router.decide(routed, policy)
+
+
+def _encode_event(
+    event: Routed | Delta | FallbackTaken | Billed | Finished,
+) -> router_pb2.GenerateEvent:
+    if isinstance(event, Routed):
+        return router_pb2.GenerateEvent(
+            decision=encode_decision(event.decision, event.budget_remaining_micros)
+        )
+    if isinstance(event, Delta):
+        return router_pb2.GenerateEvent(delta=router_pb2.TextDelta(text=event.text))
+    if isinstance(event, FallbackTaken):
+        return router_pb2.GenerateEvent(
+            fallback=router_pb2.Fallback(
+                from_model=event.from_model, to_model=event.to_model, error=event.error
+            )
+        )
+    if isinstance(event, Billed):
+        return router_pb2.GenerateEvent(usage=encode_usage(event.usage))
+    return router_pb2.GenerateEvent(
+        done=router_pb2.Done(
+            stop_reason=event.stop_reason, total=encode_usage(event.total), ttft_ms=event.ttft_ms
+        )
+    )

@@ -1,0 +1,93 @@
+"""Everything a running server needs, built once from a configuration and passed around."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fareway.budgets.ledger import Ledger
+from fareway.budgets.memory import MemoryLedger
+from fareway.config.schema import FarewayConfig
+from fareway.core.clock import Clock
+from fareway.core.errors import PermissionDenied
+from fareway.providers.base import Provider
+from fareway.routing.catalog import Catalog, ModelSpec
+from fareway.routing.router import Router, TenantPolicy
+from fareway.server.auth import KeyRing, Principal
+from fareway.server.generation import Generation
+
+
+@dataclass
+class Runtime:
+    """The assembled service: configuration turned into objects. Built by `build_runtime`."""
+
+    config: FarewayConfig
+    clock: Clock
+    catalog: Catalog
+    router: Router
+    providers: dict[str, Provider]
+    ledger: Ledger
+    generation: Generation
+    keys: KeyRing
+    policies: dict[str, TenantPolicy]
+
+    def policy_for(self, principal: Principal) -> TenantPolicy:
+        """The routing policy of a tenant caller; admins do not generate."""
+        if principal.is_admin:
+            raise PermissionDenied("admin keys manage budgets; call this with a tenant key")
+        return self.policies[principal.tenant]
+
+    def visible_models(self, principal: Principal) -> list[ModelSpec]:
+        """The catalog entries this caller may use."""
+        if principal.is_admin:
+            return list(self.catalog.models)
+        allowed = self.policies[principal.tenant].allowed_models
+        return [m for m in self.catalog.models if allowed is None or m.id in allowed]
+
+    async def aclose(self) -> None:
+        """Release provider connections."""
+        for provider in self.providers.values():
+            await provider.aclose()
+
+
+async def build_runtime(
+    config: FarewayConfig,
+    clock: Clock,
+    env: Mapping[str, str],
+    ledger: Ledger | None = None,
+) -> Runtime:
+    """Build the service from a validated configuration. `env` supplies keys (os.environ in
+    production, a dict in tests); `ledger` defaults to an in-memory one seeded from the
+    tenants' configured budgets."""
+    catalog = Catalog((m.spec() for m in config.models), config.tiers)
+    strategies = {name: s.build(name, catalog) for name, s in config.strategies.items()}
+    profiles = {m.id: m.sim.profile() for m in config.models}
+    providers = {
+        name: settings.build(name, clock, profiles, env)
+        for name, settings in config.providers.items()
+    }
+    if ledger is None:
+        ledger = MemoryLedger(clock)
+        for name, tenant in config.tenants.items():
+            limits = [limit.limit() for limit in tenant.budget]
+            await ledger.configure(name, limits, tenant.latency_target_ms)
+    policies = {
+        name: TenantPolicy(
+            strategy=tenant.strategy or config.default_strategy,
+            allowed_models=(
+                frozenset(tenant.allowed_models) if tenant.allowed_models is not None else None
+            ),
+        )
+        for name, tenant in config.tenants.items()
+    }
+    return Runtime(
+        config=config,
+        clock=clock,
+        catalog=catalog,
+        router=Router(catalog, strategies),
+        providers=providers,
+        ledger=ledger,
+        generation=Generation(providers, ledger, clock, config.server.max_attempts),
+        keys=KeyRing.from_config(config, env),
+        policies=policies,
+    )

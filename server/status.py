@@ -1,0 +1,96 @@
+"""The one place where fareway errors become gRPC statuses, with google.rpc rich details."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NoReturn
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from fareway.core.errors import (
+    AllCandidatesFailed,
+    BudgetExceeded,
+    FarewayError,
+    InvalidRequest,
+    NoModelFits,
+    PermissionDenied,
+    ProviderError,
+    StreamBroken,
+    Unauthenticated,
+)
+
+ERROR_DOMAIN = "fareway.dev"
+
+
+def to_grpc_status(error: FarewayError, now: datetime) -> grpc.Status:
+    """The status (code, one-line message, details in trailers) a caller receives for `error`."""
+    code, details = _classify(error, now)
+    message = status_pb2.Status(code=code, message=str(error))
+    for detail in details:
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        message.details.append(packed)
+    return rpc_status.to_status(message)
+
+
+def _classify(error: FarewayError, now: datetime) -> tuple[int, list[Message]]:
+    if isinstance(error, InvalidRequest):
+        violations = [
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in error.violations
+        ]
+        return code_pb2.INVALID_ARGUMENT, [
+            error_details_pb2.BadRequest(field_violations=violations)
+        ]
+    if isinstance(error, Unauthenticated):
+        return code_pb2.UNAUTHENTICATED, []
+    if isinstance(error, PermissionDenied):
+        return code_pb2.PERMISSION_DENIED, []
+    if isinstance(error, BudgetExceeded):
+        details: list[Message] = [_quota_failure(f"tenant:{error.tenant}", str(error))]
+        if error.resets_at is not None:
+            details.append(_retry_info((error.resets_at - now).total_seconds()))
+        return code_pb2.RESOURCE_EXHAUSTED, details
+    if isinstance(error, NoModelFits):
+        return code_pb2.RESOURCE_EXHAUSTED, [_quota_failure("request:max_cost_micros", str(error))]
+    if isinstance(error, AllCandidatesFailed):
+        return code_pb2.UNAVAILABLE, _provider_details(error.last)
+    if isinstance(error, StreamBroken):
+        return code_pb2.ABORTED, _provider_details(error.cause)
+    if isinstance(error, ProviderError):
+        return code_pb2.UNAVAILABLE, _provider_details(error)
+    return code_pb2.INTERNAL, []
+
+
+def _quota_failure(subject: str, description: str) -> error_details_pb2.QuotaFailure:
+    violation = error_details_pb2.QuotaFailure.Violation(subject=subject, description=description)
+    return error_details_pb2.QuotaFailure(violations=[violation])
+
+
+def _retry_info(seconds: float) -> error_details_pb2.RetryInfo:
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(max(0, int(seconds * 1e9)))
+    return error_details_pb2.RetryInfo(retry_delay=delay)
+
+
+def _provider_details(error: ProviderError) -> list[Message]:
+    info = error_details_pb2.ErrorInfo(
+        reason=error.kind.upper(),
+        domain=ERROR_DOMAIN,
+        metadata={"model": error.model, "error": str(error)[:500]},
+    )
+    details: list[Message] = [info]
+    if error.retry_after_s is not None:
+        details.append(_retry_info(error.retry_after_s))
+    return details
+
+
+async def abort(context: grpc.aio.ServicerContext, error: FarewayError, now: datetime) -> NoReturn:
+    """End the call with `error`'s status. Never returns: grpc's `abort` raises."""
+    status = to_grpc_status(error, now)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("grpc.aio ServicerContext.abort returned")
