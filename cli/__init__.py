@@ -1,0 +1,1 @@
+"""The `fareway` command."""

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fareway.budgets.ledger import Limit, OnExceed
 from fareway.budgets.pricing import MICROS_PER_USD, Price
@@ -61,6 +61,13 @@ class ModelSettings(_Strict):
     capabilities: tuple[str, ...] = ()
     quality: float = Field(0.5, ge=0, le=1)
     sim: SimSettings = SimSettings()
+
+    @field_validator("input_usd_per_mtok", "output_usd_per_mtok")
+    @classmethod
+    def _whole_micros(cls, usd: Decimal) -> Decimal:
+        # Checked here so that the error names the line; `spec()` would raise it too, later.
+        Price.from_usd_per_mtok(usd, usd)
+        return usd
 
     def spec(self) -> ModelSpec:
         """As the catalog holds it."""

@@ -29,6 +29,9 @@ class Catalog:
     def __init__(self, models: Iterable[ModelSpec], tiers: Sequence[str]) -> None:
         self.tiers: tuple[str, ...] = tuple(tiers)
         self._rank = {tier: i for i, tier in enumerate(self.tiers)}
+        models = tuple(models)
+        if not models:
+            raise ValueError("a catalog needs at least one model")
         unknown = {m.tier for m in models} - set(self._rank)
         if unknown:
             raise ValueError(f"models use unknown tiers {sorted(unknown)}; known: {self.tiers}")

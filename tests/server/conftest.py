@@ -1,0 +1,3 @@
+from tests.server.harness import harness, serve
+
+__all__ = ["harness", "serve"]

@@ -1,0 +1,147 @@
+"""A real fareway gRPC server on a free port, configured for tests, and stubs to call it.
+
+The fixtures are re-exported by conftest.py; tests import the helpers from here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+
+from fareway.config.loader import parse_config
+from fareway.config.schema import FarewayConfig
+from fareway.core.clock import Clock, ManualClock
+from fareway.server.app import RunningServer, start_server
+from fareway.server.runtime import build_runtime
+from fareway.v1 import budget_pb2_grpc, router_pb2, router_pb2_grpc
+
+TENANT_KEY = "test-tenant-key"
+OTHER_KEY = "test-other-key"
+ADMIN_KEY = "test-admin-key"
+
+# Three tiers like the default catalog, served by `sim` with no pacing, so tests never wait.
+# `{provider}` lets a test serve the same catalog through a loopback Anthropic server instead.
+CONFIG_TEMPLATE = """
+server: {{max_attempts: 3, grace_s: 1}}
+providers:
+  sim: {{type: sim}}
+  upstream:
+    type: anthropic
+    api_key_env: TEST_ANTHROPIC_KEY
+    base_url: {base_url}
+    simulate_without_key: false
+    timeout_s: 30
+models:
+  - {{id: fast-1, provider: {provider}, provider_model_id: up-fast, tier: fast,
+      input_usd_per_mtok: 1, output_usd_per_mtok: 5, context_window: 200000,
+      max_output_tokens: 8000, capabilities: [tools], quality: 0.7}}
+  - {{id: balanced-1, provider: {provider}, provider_model_id: up-balanced, tier: balanced,
+      input_usd_per_mtok: 3, output_usd_per_mtok: 15, context_window: 200000,
+      max_output_tokens: 8000, capabilities: [tools, vision], quality: 0.85}}
+  - {{id: powerful-1, provider: {provider}, provider_model_id: up-powerful, tier: powerful,
+      input_usd_per_mtok: 5, output_usd_per_mtok: 25, context_window: 200000,
+      max_output_tokens: 16000, capabilities: [tools, vision], quality: 0.95}}
+strategies:
+  rules:
+    type: rules
+    default_tier: balanced
+    rules:
+      - {{name: simple-classification, when: {{max_words: 9, any_keywords: [classify]}},
+          tier: fast}}
+      - {{name: complex-reasoning, when: {{any_keywords: [analyze]}}, tier: powerful}}
+default_strategy: rules
+tenants:
+  acme:
+    api_keys: [{{env: ACME_KEY}}]
+    budget: [{{window: day, cap_usd: {day_cap_usd}}}]
+    latency_target_ms: 5000
+  other:
+    api_keys: [{{env: OTHER_KEY}}]
+admin_keys: [{{env: ADMIN_KEY}}]
+"""
+
+ENV = {
+    "ACME_KEY": TENANT_KEY,
+    "OTHER_KEY": OTHER_KEY,
+    "ADMIN_KEY": ADMIN_KEY,
+    "TEST_ANTHROPIC_KEY": "sk-test",
+}
+
+
+def make_config(
+    provider: str = "sim", base_url: str = "http://127.0.0.1:9", day_cap_usd: float = 100
+) -> FarewayConfig:
+    """The test configuration, its models served by `provider` ("sim" or "upstream")."""
+    text = CONFIG_TEMPLATE.format(provider=provider, base_url=base_url, day_cap_usd=day_cap_usd)
+    return parse_config(text, "<test config>")
+
+
+def metadata(key: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying an API key."""
+    return (("authorization", f"Bearer {key}"),)
+
+
+def user_request(text: str, max_tokens: int = 256, **hints: Any) -> router_pb2.GenerateRequest:
+    """A one-turn request."""
+    return router_pb2.GenerateRequest(
+        messages=[router_pb2.Message(role=router_pb2.ROLE_USER, content=text)],
+        max_tokens=max_tokens,
+        hints=router_pb2.RoutingHints(**hints),
+    )
+
+
+@dataclass
+class Harness:
+    """A running server and async stubs bound to it."""
+
+    running: RunningServer
+    channel: grpc.aio.Channel
+    router: router_pb2_grpc.RouterServiceStub
+    budgets: budget_pb2_grpc.BudgetServiceStub
+
+    @property
+    def ledger(self) -> Any:
+        return self.running.runtime.ledger
+
+
+HarnessFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[HarnessFactory]:
+    """Start servers on demand: `await serve(config, clock=..., env=...)`; all stop at the end."""
+    started: list[Harness] = []
+
+    async def start(
+        config: FarewayConfig | None = None,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Harness:
+        runtime = await build_runtime(
+            config or make_config(), clock or ManualClock(), env if env is not None else ENV
+        )
+        running = await start_server(runtime, "127.0.0.1", 0)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        harness = Harness(
+            running,
+            channel,
+            router_pb2_grpc.RouterServiceStub(channel),
+            budget_pb2_grpc.BudgetServiceStub(channel),
+        )
+        started.append(harness)
+        return harness
+
+    yield start
+    for harness in started:
+        await harness.channel.close()
+        await harness.running.stop(grace_s=0)
+
+
+@pytest.fixture
+async def harness(serve: HarnessFactory) -> Harness:
+    """One server with the sim-backed test configuration and a manual clock."""
+    result: Harness = await serve()
+    return result
