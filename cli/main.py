@@ -1,4 +1,4 @@
-"""`fareway`: serve, chat, route, models, health. Run `fareway <command> --help` for each one's options."""
+"""`fareway`: serve, chat, route, models, health. See `fareway <command> --help`."""
 
 from __future__ import annotations
 

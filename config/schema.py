@@ -102,7 +102,7 @@ class LimitSettings(_Strict):
     """A cost cap on one window."""
 
     window: Window
-    cap_usd: Decimal = Field(ge=0)
+    cap_usd: Decimal = Field(ge=0, decimal_places=6)  # whole micro-USD
     soft_fraction: float = Field(0.0, ge=0, le=1)
     on_exceed: OnExceed = OnExceed.REJECT
 

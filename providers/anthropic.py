@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 import anthropic
+import httpx2
 from anthropic.types import MessageParam
 
 from fareway.core.errors import (
@@ -65,6 +66,10 @@ class AnthropicProvider:
                 yield Finish(stop_reason or "end_turn")
         except anthropic.APIError as exc:
             raise _translate(exc, call.model.id) from exc
+        except httpx2.RequestError as exc:
+            # The SDK wraps transport errors only while sending; once the stream is open, a read
+            # timeout or a dropped connection surfaces as the raw httpx2 error.
+            raise _translate_transport(exc, call.model.id) from exc
 
     async def aclose(self) -> None:
         """Close the SDK's connection pool."""
@@ -93,6 +98,15 @@ def _translate(exc: anthropic.APIError, model: str) -> ProviderError:
         if exc.status_code >= 500 or exc.status_code < 400 or kind in _OVERLOAD_TYPES:
             return Overloaded(message, model=model, retry_after_s=retry_after)
         return ProviderRejected(message, model=model)
+    return ProviderError(message, model=model)
+
+
+def _translate_transport(exc: httpx2.RequestError, model: str) -> ProviderError:
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx2.TimeoutException):
+        return ProviderTimeout(message, model=model)
+    if isinstance(exc, httpx2.TransportError):
+        return ProviderUnreachable(message, model=model)
     return ProviderError(message, model=model)
 
 

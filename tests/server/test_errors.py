@@ -148,7 +148,8 @@ async def test_hard_cap_is_resource_exhausted_with_quota_and_retry_info(serve: A
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "day cap" in (error.details() or "")
     quota = detail(error, error_details_pb2.QuotaFailure)
-    assert quota is not None and quota.violations[0].subject == "tenant:acme"
+    assert quota is not None
+    assert quota.violations[0].subject == "tenant:acme"
     retry = detail(error, error_details_pb2.RetryInfo)
     assert retry is not None
     assert 0 < retry.retry_delay.ToSeconds() <= 24 * 3600

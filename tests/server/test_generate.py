@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 
 from fareway.v1 import router_pb2
@@ -23,7 +22,8 @@ async def test_generate_streams_decision_then_deltas_then_usage_then_done(harnes
 
     assert kinds[0] == "decision"
     assert kinds[-1] == "done"
-    assert kinds.count("decision") == 1 and kinds.count("done") == 1
+    assert kinds.count("decision") == 1
+    assert kinds.count("done") == 1
     assert kinds[1:-2] == ["delta"] * (len(kinds) - 3)
     assert len(kinds) > 3, "at least one delta"
     assert kinds[-2] == "usage"
@@ -134,7 +134,8 @@ async def test_list_models_shows_the_catalog(harness: Harness) -> None:
     )
     assert fast.context_window == 200_000
     assert list(fast.capabilities) == ["tools"]
-    assert fast.simulated and fast.healthy
+    assert fast.simulated
+    assert fast.healthy
     assert fast.provider == "sim"
 
 

@@ -109,10 +109,12 @@ async def test_every_candidate_failing_is_unavailable_with_the_last_error(
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "all 3 candidate model(s) failed" in (error.details() or "")
     info = detail(error, error_details_pb2.ErrorInfo)
-    assert info is not None and info.reason == "RATE_LIMITED"
+    assert info is not None
+    assert info.reason == "RATE_LIMITED"
     assert info.metadata["model"] == "powerful-1"
     retry = detail(error, error_details_pb2.RetryInfo)
-    assert retry is not None and retry.retry_delay.seconds == 7
+    assert retry is not None
+    assert retry.retry_delay.seconds == 7
     assert await ledger_figures(upstream) == (0, 0)
 
 
@@ -121,15 +123,10 @@ async def test_a_failure_after_tokens_is_aborted_and_the_partial_answer_billed(
     upstream: Harness, fake: FakeAnthropic, failure: Any
 ) -> None:
     fake.script(failure)
-    received: list[router_pb2.GenerateEvent] = []
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        async for event in upstream.router.Generate(
-            user_request("classify this: x"), metadata=AUTH
-        ):
-            received.append(event)
+    received, error = await stream_until_error(upstream, user_request("classify this: x"))
 
-    assert caught.value.code() == grpc.StatusCode.ABORTED
-    assert "failed mid-answer" in (caught.value.details() or "")
+    assert error.code() == grpc.StatusCode.ABORTED
+    assert "failed mid-answer" in (error.details() or "")
     assert kinds(received) == ["decision", "delta"], "no fallback once tokens were sent"
     assert len(fake.requests) == 1
     spent, reserved = await ledger_figures(upstream)
@@ -167,6 +164,19 @@ async def test_a_deadline_ends_the_call_and_the_upstream_request(
     assert await fake.requests[0].wait_disconnected(timeout_s=10)
     await wait_for_settlement(upstream)
     assert await ledger_figures(upstream) == (0, 0)
+
+
+async def stream_until_error(
+    harness: Harness, request: router_pb2.GenerateRequest
+) -> tuple[list[router_pb2.GenerateEvent], grpc.aio.AioRpcError]:
+    """The events a failing Generate sent before its error, and the error."""
+    received: list[router_pb2.GenerateEvent] = []
+    try:
+        async for event in harness.router.Generate(request, metadata=AUTH):
+            received.append(event)
+    except grpc.aio.AioRpcError as error:
+        return received, error
+    pytest.fail("the call succeeded")
 
 
 async def wait_for_settlement(harness: Harness) -> None:

@@ -1,0 +1,1 @@
+"""Loopback fakes of upstream APIs, shared by the provider and server tests."""

@@ -1,0 +1,59 @@
+"""The default configuration's catalog and router, assembled as `server.runtime` does."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fareway.config.loader import load_config
+from fareway.config.schema import FarewayConfig
+from fareway.routing.catalog import Catalog
+from fareway.routing.request import ChatMessage, Hints, Role, RouteRequest
+from fareway.routing.router import Router, TenantPolicy
+
+MakeRequest = Callable[..., RouteRequest]
+
+
+@pytest.fixture(scope="session")
+def default_config() -> FarewayConfig:
+    return load_config()
+
+
+@pytest.fixture
+def catalog(default_config: FarewayConfig) -> Catalog:
+    return Catalog((m.spec() for m in default_config.models), default_config.tiers)
+
+
+@pytest.fixture
+def router(default_config: FarewayConfig, catalog: Catalog) -> Router:
+    strategies = {name: s.build(name, catalog) for name, s in default_config.strategies.items()}
+    return Router(catalog, strategies)
+
+
+@pytest.fixture
+def policy(default_config: FarewayConfig) -> TenantPolicy:
+    return TenantPolicy(strategy=default_config.default_strategy)
+
+
+@pytest.fixture
+def make_request() -> MakeRequest:
+    """`make_request(text, max_tokens=..., system=..., tenant=..., **hints)`."""
+
+    def make(
+        text: str = "What is the capital of France?",
+        *,
+        max_tokens: int = 1024,
+        system: str = "",
+        tenant: str = "demo",
+        **hints: Any,
+    ) -> RouteRequest:
+        return RouteRequest(
+            messages=(ChatMessage(Role.USER, text),),
+            max_tokens=max_tokens,
+            tenant=tenant,
+            request_id="req-1",
+            system=system,
+            hints=Hints(**hints),
+        )
+
+    return make
