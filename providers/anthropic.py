@@ -64,12 +64,10 @@ class AnthropicProvider:
                         stop_reason = event.delta.stop_reason or ""
                         yield UsageReport(input_tokens, event.usage.output_tokens)
                 yield Finish(stop_reason or "end_turn")
-        except anthropic.APIError as exc:
-            raise _translate(exc, call.model.id) from exc
-        except httpx2.RequestError as exc:
+        except (anthropic.APIError, httpx2.RequestError) as exc:
             # The SDK wraps transport errors only while sending; once the stream is open, a read
             # timeout or a dropped connection surfaces as the raw httpx2 error.
-            raise _translate_transport(exc, call.model.id) from exc
+            raise _translate(exc, call.model.id) from exc
 
     async def aclose(self) -> None:
         """Close the SDK's connection pool."""
@@ -82,11 +80,11 @@ def _message(message: ChatMessage) -> MessageParam:
     return {"role": "assistant", "content": message.content}
 
 
-def _translate(exc: anthropic.APIError, model: str) -> ProviderError:
+def _translate(exc: anthropic.APIError | httpx2.RequestError, model: str) -> ProviderError:
     message = str(exc) or type(exc).__name__
-    if isinstance(exc, anthropic.APITimeoutError):
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
         return ProviderTimeout(message, model=model)
-    if isinstance(exc, anthropic.APIConnectionError):
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
         return ProviderUnreachable(message, model=model)
     if isinstance(exc, anthropic.APIStatusError):
         # An `error` event inside an open stream arrives with the stream's 200 status, so the
@@ -98,15 +96,6 @@ def _translate(exc: anthropic.APIError, model: str) -> ProviderError:
         if exc.status_code >= 500 or exc.status_code < 400 or kind in _OVERLOAD_TYPES:
             return Overloaded(message, model=model, retry_after_s=retry_after)
         return ProviderRejected(message, model=model)
-    return ProviderError(message, model=model)
-
-
-def _translate_transport(exc: httpx2.RequestError, model: str) -> ProviderError:
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx2.TimeoutException):
-        return ProviderTimeout(message, model=model)
-    if isinstance(exc, httpx2.TransportError):
-        return ProviderUnreachable(message, model=model)
     return ProviderError(message, model=model)
 
 
