@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from fareway.providers.registry import ProviderConfig
 from fareway.providers.sim import SimProfile
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.strategies import StrategyConfig
+from fareway.routing.strategy import unknown
 
 FieldPath = tuple[str | int, ...]  # a location in the file, as pydantic reports it
 
@@ -132,6 +132,9 @@ class FarewayConfig(_Strict):
     models: tuple[ModelSettings, ...] = Field(min_length=1)
     strategies: dict[str, StrategyConfig]
     default_strategy: str
+    # The strategy that routes requests carrying hints.step_type (unless they name a strategy
+    # or pin a model or tier); empty: step types only matter to rules that test them.
+    step_strategy: str = ""
     tenants: dict[str, TenantSettings] = Field(min_length=1)
     admin_keys: tuple[KeySettings, ...] = ()
 
@@ -142,49 +145,38 @@ class FarewayConfig(_Strict):
         model_ids = [m.id for m in self.models]
         for i, model in enumerate(self.models):
             if model.tier not in tiers:
-                found.append((("models", i, "tier"), _unknown("tier", model.tier, self.tiers)))
+                found.append((("models", i, "tier"), unknown("tier", model.tier, self.tiers)))
             if model.provider not in self.providers:
                 found.append(
                     (
                         ("models", i, "provider"),
-                        _unknown("provider", model.provider, self.providers),
+                        unknown("provider", model.provider, self.providers),
                     )
                 )
             if model_ids.count(model.id) > 1:
                 found.append((("models", i, "id"), f"model id '{model.id}' appears twice"))
         for name, strategy in self.strategies.items():
-            if strategy.default_tier not in tiers:
-                path: FieldPath = ("strategies", name, "default_tier")
-                found.append((path, _unknown("tier", strategy.default_tier, self.tiers)))
-            for j, rule in enumerate(strategy.rules):
-                base: FieldPath = ("strategies", name, "rules", j)
-                if bool(rule.tier) == bool(rule.model):
-                    found.append((base, "give exactly one of tier and model"))
-                elif rule.tier and rule.tier not in tiers:
-                    found.append(((*base, "tier"), _unknown("tier", rule.tier, self.tiers)))
-                elif rule.model and rule.model not in model_ids:
-                    found.append(((*base, "model"), _unknown("model", rule.model, model_ids)))
+            for path, message in strategy.problems(self.tiers, model_ids):
+                found.append((("strategies", name, *path), message))
         if self.default_strategy not in self.strategies:
             found.append(
                 (
                     ("default_strategy",),
-                    _unknown("strategy", self.default_strategy, self.strategies),
+                    unknown("strategy", self.default_strategy, self.strategies),
                 )
             )
+        if self.step_strategy and self.step_strategy not in self.strategies:
+            message = unknown("strategy", self.step_strategy, self.strategies)
+            found.append((("step_strategy",), message))
         for name, tenant in self.tenants.items():
             if tenant.strategy and tenant.strategy not in self.strategies:
                 path = ("tenants", name, "strategy")
-                found.append((path, _unknown("strategy", tenant.strategy, self.strategies)))
+                found.append((path, unknown("strategy", tenant.strategy, self.strategies)))
             for j, model_id in enumerate(tenant.allowed_models or ()):
                 if model_id not in model_ids:
                     path = ("tenants", name, "allowed_models", j)
-                    found.append((path, _unknown("model", model_id, model_ids)))
+                    found.append((path, unknown("model", model_id, model_ids)))
         return found
-
-
-def _unknown(what: str, value: str, known: Iterable[object]) -> str:
-    names = ", ".join(str(k) for k in known)
-    return f"unknown {what} '{value}'; known: {names}"
 
 
 def sha256_hex(key: str) -> str:

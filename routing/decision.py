@@ -45,4 +45,10 @@ class Decision:
 
     def estimated_cost_micros(self, model: ModelSpec) -> int:
         """An upper bound of what this request costs on this model."""
-        return model.price.cost_micros(self.prompt_tokens, self.max_tokens_for(model))
+        return estimate_cost_micros(model, self.prompt_tokens, self.request.max_tokens)
+
+
+def estimate_cost_micros(model: ModelSpec, prompt_tokens: int, max_tokens: int) -> int:
+    """The one cost estimate, used for routing and for budget reservations alike: the prompt
+    estimate at the input price plus every allowed output token at the output price."""
+    return model.price.cost_micros(prompt_tokens, min(max_tokens, model.max_output_tokens))

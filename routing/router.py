@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from fareway.core.errors import InvalidRequest
+from fareway.core.errors import FarewayError, InvalidRequest, NoModelFits
 from fareway.routing.catalog import Catalog, ModelSpec
-from fareway.routing.decision import Candidate, Decision
+from fareway.routing.decision import Candidate, Decision, estimate_cost_micros
 from fareway.routing.features import Features, extract_features
 from fareway.routing.request import RouteRequest
-from fareway.routing.strategy import Ranking, Scored, Strategy
+from fareway.routing.strategy import Ranking, Scored, Strategy, unknown
 
 PIN_STRATEGY = "pin"
 
@@ -21,6 +21,42 @@ class TenantPolicy:
 
     strategy: str
     allowed_models: frozenset[str] | None = None  # None: every model in the catalog
+    step_strategy: str = ""  # routes requests that carry hints.step_type; "" for none
+
+
+@dataclass
+class _Screening:
+    """The catalog split by the constraints: who may answer, who may not and why."""
+
+    eligible: list[ModelSpec] = field(default_factory=list)
+    excluded: list[Candidate] = field(default_factory=list)
+    over_ceiling: list[tuple[ModelSpec, int]] = field(default_factory=list)  # (model, estimate)
+
+    def exclude_all_but(self, keep: Sequence[ModelSpec], reason: str) -> None:
+        """Keep only `keep` eligible; the others are excluded with `reason`."""
+        self.excluded += [
+            Candidate(m, excluded_reason=reason) for m in self.eligible if m not in keep
+        ]
+        self.eligible = list(keep)
+
+    def refusal(self, among: Sequence[ModelSpec], field: str) -> FarewayError:
+        """Why none of `among` can serve: the cost ceiling when that removed any of them (the
+        request would be served if it could pay), else the reason the last one went."""
+        over = [(m, cost) for m, cost in self.over_ceiling if m in among]
+        if over:
+            cheapest, cost = min(over, key=lambda pair: pair[1])
+            return NoModelFits(
+                f"no allowed model fits max_cost_micros; the cheapest, {cheapest.id}, "
+                f"is estimated at {cost} micro-USD"
+            )
+        reasons = [c for c in self.excluded if c.model in among]
+        if not reasons:
+            return InvalidRequest.single(field, "no model is configured for this request")
+        last = reasons[-1]
+        return InvalidRequest.single(
+            field,
+            f"no model can serve this request; the last, {last.model.id}, {last.excluded_reason}",
+        )
 
 
 class Router:
@@ -31,28 +67,28 @@ class Router:
         self.strategies = dict(strategies)
 
     async def decide(self, request: RouteRequest, policy: TenantPolicy) -> Decision:
-        """Choose a model for this request, or raise InvalidRequest saying what to change."""
+        """Choose a model for this request, or raise InvalidRequest / NoModelFits saying why
+        none can serve it."""
         self._check_hints(request)
         features = extract_features(request)
-        eligible, excluded = self._apply_constraints(request, features, policy)
+        screening = self._screen(request, features, policy)
         hints = request.hints
         if hints.model:
-            ranking = self._pin_model(hints.model, eligible, excluded)
-            strategy_name = PIN_STRATEGY
+            strategy_name, ranking = PIN_STRATEGY, self._pin_model(hints.model, screening)
         elif hints.tier:
-            ranking, eligible = self._pin_tier(hints.tier, eligible, excluded)
-            strategy_name = PIN_STRATEGY
+            strategy_name, ranking = PIN_STRATEGY, self._pin_tier(hints.tier, screening)
         else:
-            strategy_name = hints.strategy or policy.strategy
-            if not eligible:
-                raise _nothing_eligible(excluded)
-            ranking = await self.strategies[strategy_name].rank(request, features, eligible)
+            strategy_name = _strategy_for(request, policy)
+            if not screening.eligible:
+                raise screening.refusal(self.catalog.models, "messages")
+            strategy = self.strategies[strategy_name]
+            ranking = await strategy.rank(request, features, screening.eligible)
         return Decision(
             request=request,
             strategy=strategy_name,
             reason=ranking.reason,
             ranked=tuple(Candidate(s.model, s.score) for s in ranking.ranked),
-            excluded=tuple(excluded),
+            excluded=tuple(screening.excluded),
             prompt_tokens=features.prompt_tokens,
             signals=dict(ranking.signals),
         )
@@ -60,19 +96,15 @@ class Router:
     def _check_hints(self, request: RouteRequest) -> None:
         hints = request.hints
         if hints.strategy and hints.strategy not in self.strategies:
-            known = ", ".join(sorted(self.strategies))
             raise InvalidRequest.single(
-                "hints.strategy", f"unknown strategy '{hints.strategy}'; known: {known}"
+                "hints.strategy", unknown("strategy", hints.strategy, sorted(self.strategies))
             )
         if hints.model and self.catalog.get(hints.model) is None:
-            known = ", ".join(m.id for m in self.catalog.models)
-            raise InvalidRequest.single(
-                "hints.model", f"unknown model '{hints.model}'; known: {known}"
-            )
+            known = [m.id for m in self.catalog.models]
+            raise InvalidRequest.single("hints.model", unknown("model", hints.model, known))
         if hints.tier and not self.catalog.has_tier(hints.tier):
-            known = ", ".join(self.catalog.tiers)
             raise InvalidRequest.single(
-                "hints.tier", f"unknown tier '{hints.tier}'; known: {known}"
+                "hints.tier", unknown("tier", hints.tier, self.catalog.tiers)
             )
         if request.max_tokens > self.catalog.largest_max_output:
             raise InvalidRequest.single(
@@ -81,51 +113,54 @@ class Router:
                 f"(at most {self.catalog.largest_max_output})",
             )
 
-    def _apply_constraints(
+    def _screen(
         self, request: RouteRequest, features: Features, policy: TenantPolicy
-    ) -> tuple[list[ModelSpec], list[Candidate]]:
-        eligible: list[ModelSpec] = []
-        excluded: list[Candidate] = []
+    ) -> _Screening:
+        screening = _Screening()
+        ceiling = request.hints.max_cost_micros
         for model in self.catalog.models:
-            reason = _exclusion_reason(model, request, features, policy)
+            reason = _constraint_violation(model, request, features, policy)
+            cost = estimate_cost_micros(model, features.prompt_tokens, request.max_tokens)
+            if not reason and ceiling is not None and cost > ceiling:
+                reason = f"estimated cost {cost} micro-USD is above max_cost_micros {ceiling}"
+                screening.over_ceiling.append((model, cost))
             if reason:
-                excluded.append(Candidate(model, excluded_reason=reason))
+                screening.excluded.append(Candidate(model, excluded_reason=reason))
             else:
-                eligible.append(model)
-        return eligible, excluded
+                screening.eligible.append(model)
+        return screening
 
-    def _pin_model(
-        self, model_id: str, eligible: Sequence[ModelSpec], excluded: list[Candidate]
-    ) -> Ranking:
-        for candidate in excluded:
-            if candidate.model.id == model_id:
-                raise InvalidRequest.single(
-                    "hints.model", f"pinned model '{model_id}' {candidate.excluded_reason}"
-                )
-        pinned = next(m for m in eligible if m.id == model_id)
-        excluded.extend(
-            Candidate(m, excluded_reason="not the pinned model")
-            for m in eligible
-            if m is not pinned
-        )
-        return Ranking([Scored(pinned, 1.0)], f"hints.model pinned {model_id}")
+    def _pin_model(self, model_id: str, screening: _Screening) -> Ranking:
+        pinned = [m for m in screening.eligible if m.id == model_id]
+        if not pinned:
+            model = self.catalog.get(model_id)
+            assert model is not None, "_check_hints rejects unknown models"
+            raise screening.refusal([model], "hints.model")
+        screening.exclude_all_but(pinned, "not the pinned model")
+        return Ranking([Scored(pinned[0], 1.0)], f"hints.model pinned {model_id}")
 
-    def _pin_tier(
-        self, tier: str, eligible: Sequence[ModelSpec], excluded: list[Candidate]
-    ) -> tuple[Ranking, list[ModelSpec]]:
-        in_tier = [m for m in eligible if m.tier == tier]
+    def _pin_tier(self, tier: str, screening: _Screening) -> Ranking:
+        in_tier = [m for m in screening.eligible if m.tier == tier]
         if not in_tier:
-            raise _nothing_eligible([c for c in excluded if c.model.tier == tier], "hints.tier")
-        excluded.extend(
-            Candidate(m, excluded_reason="not in the pinned tier")
-            for m in eligible
-            if m.tier != tier
-        )
+            raise screening.refusal(
+                [m for m in self.catalog.models if m.tier == tier], "hints.tier"
+            )
+        screening.exclude_all_but(in_tier, "not in the pinned tier")
         ranked = [Scored(m, m.quality) for m in sorted(in_tier, key=lambda m: -m.quality)]
-        return Ranking(ranked, f"hints.tier pinned the {tier} tier"), in_tier
+        return Ranking(ranked, f"hints.tier pinned the {tier} tier")
 
 
-def _exclusion_reason(
+def _strategy_for(request: RouteRequest, policy: TenantPolicy) -> str:
+    """An explicit hints.strategy, else the step strategy for agent steps, else the tenant's."""
+    hints = request.hints
+    if hints.strategy:
+        return hints.strategy
+    if hints.step_type and policy.step_strategy:
+        return policy.step_strategy
+    return policy.strategy
+
+
+def _constraint_violation(
     model: ModelSpec, request: RouteRequest, features: Features, policy: TenantPolicy
 ) -> str:
     if policy.allowed_models is not None and model.id not in policy.allowed_models:
@@ -140,12 +175,3 @@ def _exclusion_reason(
             f"context window of {model.context_window} tokens"
         )
     return ""
-
-
-def _nothing_eligible(excluded: Sequence[Candidate], field: str = "messages") -> InvalidRequest:
-    if not excluded:
-        return InvalidRequest.single(field, "no model is configured for this request")
-    last = excluded[-1]
-    return InvalidRequest.single(
-        field, f"no model can serve this request; the last, {last.model.id}, {last.excluded_reason}"
-    )

@@ -7,7 +7,7 @@ chooses, explains exclusions and prices the result. One file per strategy under
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,17 +45,44 @@ class Strategy(Protocol):
         ...
 
 
-def rank_towards_tier(catalog: Catalog, target: str, eligible: Sequence[ModelSpec]) -> list[Scored]:
-    """Order models by closeness to a target tier: the tier itself, then stronger tiers, then
-    weaker ones; within a tier, higher quality first. Scores fall with tier distance, so the
-    tail doubles as the fallback order."""
-    target_rank = catalog.tier_rank(target)
+def rank_towards(catalog: Catalog, target: str, eligible: Sequence[ModelSpec]) -> list[Scored]:
+    """Order models by closeness to `target`, a tier name or a model id (that model first).
 
-    def key(model: ModelSpec) -> tuple[int, int, float]:
+    Closeness: the target tier itself, then stronger tiers, then weaker ones; within a tier,
+    higher quality first. Scores fall with tier distance, so the tail doubles as the fallback
+    order."""
+    pinned = catalog.get(target)
+    target_rank = catalog.tier_rank(pinned.tier if pinned else target)
+
+    def key(model: ModelSpec) -> tuple[bool, int, int, float]:
         distance = catalog.tier_rank(model.tier) - target_rank
-        return (abs(distance), 0 if distance >= 0 else 1, -model.quality)
+        return (model is not pinned, abs(distance), 0 if distance >= 0 else 1, -model.quality)
 
     return [
         Scored(m, 1.0 / (1 + abs(catalog.tier_rank(m.tier) - target_rank)))
         for m in sorted(eligible, key=key)
     ]
+
+
+def describe_target(catalog: Catalog, target: str) -> str:
+    """`model X` or `the X tier`, for reasons."""
+    return f"model {target}" if catalog.get(target) else f"the {target} tier"
+
+
+FieldPath = tuple[str | int, ...]  # a location in a configuration file
+Problem = tuple[FieldPath, str]  # a location and what is wrong there
+
+
+def target_problem(
+    path: FieldPath, target: str, tiers: Sequence[str], models: Sequence[str]
+) -> list[Problem]:
+    """A problem when `target` is neither a configured tier nor a model id."""
+    if target in tiers or target in models:
+        return []
+    what = "tier or model" if tiers and models else ("tier" if tiers else "model")
+    return [(path, unknown(what, target, [*tiers, *models]))]
+
+
+def unknown(what: str, value: str, known: Iterable[object]) -> str:
+    """The one wording for a name that does not resolve: it lists the names that do."""
+    return f"unknown {what} '{value}'; known: {', '.join(str(k) for k in known)}"

@@ -77,6 +77,7 @@ async def build_runtime(
             allowed_models=(
                 frozenset(tenant.allowed_models) if tenant.allowed_models is not None else None
             ),
+            step_strategy=config.step_strategy,
         )
         for name, tenant in config.tenants.items()
     }

@@ -1,9 +1,9 @@
 """The strategy registry: every strategy type a configuration may name, one module each.
 
 To add a strategy: write `routing/strategies/<name>.py` with a pydantic config model whose
-`type` is a `Literal` and whose `build(name, catalog)` returns the strategy, then add the
-config model to `StrategyConfig` below. Configuration loading rejects any other `type`, naming
-the known ones.
+`type` is a `Literal`, with `build(name, catalog)` returning the strategy and
+`problems(tiers, models)` checking its references, then add the config model to
+`StrategyConfig` below. Configuration loading rejects any other `type`, naming the known ones.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import Field
 
+from fareway.routing.strategies.cost import CostConfig
 from fareway.routing.strategies.rules import RulesConfig
+from fareway.routing.strategies.steps import PerStepConfig
 
-StrategyConfig = Annotated[RulesConfig, Field(discriminator="type")]
+StrategyConfig = Annotated[RulesConfig | PerStepConfig | CostConfig, Field(discriminator="type")]

@@ -10,7 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.features import Features
 from fareway.routing.request import RouteRequest
-from fareway.routing.strategy import Ranking, rank_towards_tier
+from fareway.routing.strategy import (
+    FieldPath,
+    Problem,
+    Ranking,
+    describe_target,
+    rank_towards,
+    target_problem,
+)
 
 
 class Condition(BaseModel):
@@ -77,6 +84,11 @@ class Rule(BaseModel):
     tier: str = ""
     model: str = ""
 
+    @property
+    def target(self) -> str:
+        """The model when one is named, else the tier."""
+        return self.model or self.tier
+
 
 class RulesConfig(BaseModel):
     """The `type: rules` entry of a configuration's `strategies`."""
@@ -90,6 +102,19 @@ class RulesConfig(BaseModel):
     def build(self, name: str, catalog: Catalog) -> RulesStrategy:
         """The strategy this configuration describes."""
         return RulesStrategy(catalog, self.rules, self.default_tier, name)
+
+    def problems(self, tiers: Sequence[str], models: Sequence[str]) -> list[Problem]:
+        """References to tiers and models that do not resolve, by path in this section."""
+        found = target_problem(("default_tier",), self.default_tier, tiers, ())
+        for index, rule in enumerate(self.rules):
+            path: FieldPath = ("rules", index)
+            if bool(rule.tier) == bool(rule.model):
+                found.append((path, "give exactly one of tier and model"))
+            elif rule.tier:
+                found += target_problem((*path, "tier"), rule.tier, tiers, ())
+            else:
+                found += target_problem((*path, "model"), rule.model, (), models)
+        return found
 
 
 class RulesStrategy:
@@ -110,21 +135,10 @@ class RulesStrategy:
             why = rule.when.explain(features)
             if why is None:
                 continue
-            signals = {"rules.matched_index": float(index)}
-            if rule.model:
-                return self._rank_model_first(rule, why, eligible, signals)
-            ranked = rank_towards_tier(self._catalog, rule.tier, eligible)
-            reason = f"rule '{rule.name}' matched ({why}), so the {rule.tier} tier"
-            return Ranking(ranked, reason, signals)
-        ranked = rank_towards_tier(self._catalog, self._default_tier, eligible)
+            ranked = rank_towards(self._catalog, rule.target, eligible)
+            target = describe_target(self._catalog, rule.target)
+            reason = f"rule '{rule.name}' matched ({why}), so {target}"
+            return Ranking(ranked, reason, {"rules.matched_index": float(index)})
+        ranked = rank_towards(self._catalog, self._default_tier, eligible)
         reason = f"no rule matched, so the default {self._default_tier} tier"
         return Ranking(ranked, reason, {"rules.matched_index": -1.0})
-
-    def _rank_model_first(
-        self, rule: Rule, why: str, eligible: Sequence[ModelSpec], signals: dict[str, float]
-    ) -> Ranking:
-        target = self._catalog.get(rule.model)
-        assert target is not None, "configuration checks rule models against the catalog"
-        ranked = rank_towards_tier(self._catalog, target.tier, eligible)
-        ranked.sort(key=lambda s: s.model.id != rule.model)
-        return Ranking(ranked, f"rule '{rule.name}' matched ({why}), so {rule.model}", signals)

@@ -36,7 +36,7 @@ providers:
     timeout_s: 30
 models:
   - {{id: fast-1, provider: {provider}, provider_model_id: up-fast, tier: fast,
-      input_usd_per_mtok: 1, output_usd_per_mtok: 5, context_window: 200000,
+      input_usd_per_mtok: 1, output_usd_per_mtok: 5, context_window: {fast_context_window},
       max_output_tokens: 8000, capabilities: [tools], quality: 0.7}}
   - {{id: balanced-1, provider: {provider}, provider_model_id: up-balanced, tier: balanced,
       input_usd_per_mtok: 3, output_usd_per_mtok: 15, context_window: 200000,
@@ -52,7 +52,10 @@ strategies:
       - {{name: simple-classification, when: {{max_words: 9, any_keywords: [classify]}},
           tier: fast}}
       - {{name: complex-reasoning, when: {{any_keywords: [analyze]}}, tier: powerful}}
+  steps: {{type: per_step}}
+  cost: {{type: cost}}
 default_strategy: rules
+step_strategy: steps
 tenants:
   acme:
     api_keys: [{{env: ACME_KEY}}]
@@ -72,10 +75,18 @@ ENV = {
 
 
 def make_config(
-    provider: str = "sim", base_url: str = "http://127.0.0.1:9", day_cap_usd: float = 100
+    provider: str = "sim",
+    base_url: str = "http://127.0.0.1:9",
+    day_cap_usd: float = 100,
+    fast_context_window: int = 200_000,
 ) -> FarewayConfig:
     """The test configuration, its models served by `provider` ("sim" or "upstream")."""
-    text = CONFIG_TEMPLATE.format(provider=provider, base_url=base_url, day_cap_usd=day_cap_usd)
+    text = CONFIG_TEMPLATE.format(
+        provider=provider,
+        base_url=base_url,
+        day_cap_usd=day_cap_usd,
+        fast_context_window=fast_context_window,
+    )
     return parse_config(text, "<test config>")
 
 

@@ -66,7 +66,7 @@ USER, ASSISTANT = router_pb2.ROLE_USER, router_pb2.ROLE_ASSISTANT
         ),
         (user_request("hi", max_tokens=0), "max_tokens", "greater than 0"),
         (user_request("hi", max_tokens=10**6), "max_tokens", "at most 16000"),
-        (user_request("hi", strategy="magic"), "hints.strategy", "known: rules"),
+        (user_request("hi", strategy="magic"), "hints.strategy", "known: cost, rules, steps"),
         (user_request("hi", model="gpt-9"), "hints.model", "known: fast-1, balanced-1"),
         (user_request("hi", tier="ludicrous"), "hints.tier", "known: fast, balanced, powerful"),
     ],

@@ -1,0 +1,73 @@
+"""Cost-aware selection (F5): the best-quality model whose estimated cost fits the ceiling.
+
+The ceiling is the request's `hints.max_cost_micros`, else this strategy's configured default.
+Models above it are not ranked at all; when none fits, the request is refused rather than
+quietly served by a model the caller said it could not afford.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fareway.core.errors import NoModelFits
+from fareway.routing.catalog import Catalog, ModelSpec
+from fareway.routing.decision import estimate_cost_micros
+from fareway.routing.features import Features
+from fareway.routing.request import RouteRequest
+from fareway.routing.strategy import Problem, Ranking, Scored
+
+
+class CostConfig(BaseModel):
+    """The `type: cost` entry of `strategies`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["cost"]
+    # Applies when a request sets no max_cost_micros; None means no ceiling of its own.
+    default_max_cost_micros: int | None = Field(None, gt=0)
+
+    def build(self, name: str, catalog: Catalog) -> CostStrategy:
+        """The strategy this configuration describes."""
+        return CostStrategy(self.default_max_cost_micros, name)
+
+    def problems(self, tiers: Sequence[str], models: Sequence[str]) -> list[Problem]:
+        """Nothing here refers to tiers or models."""
+        return []
+
+
+class CostStrategy:
+    """Highest quality first among the models that fit; cheaper first between equals."""
+
+    def __init__(self, default_max_cost_micros: int | None, name: str = "cost") -> None:
+        self.name = name
+        self._default_ceiling = default_max_cost_micros
+
+    async def rank(
+        self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
+    ) -> Ranking:
+        ceiling = request.hints.max_cost_micros or self._default_ceiling
+        costs = {
+            m.id: estimate_cost_micros(m, features.prompt_tokens, request.max_tokens)
+            for m in eligible
+        }
+        fitting = [m for m in eligible if ceiling is None or costs[m.id] <= ceiling]
+        if not fitting:
+            cheapest = min(eligible, key=lambda m: costs[m.id])
+            raise NoModelFits(
+                f"no model fits the cost ceiling of {ceiling} micro-USD; the cheapest, "
+                f"{cheapest.id}, is estimated at {costs[cheapest.id]}"
+            )
+        ranked = sorted(fitting, key=lambda m: (-m.quality, costs[m.id]))
+        best = ranked[0]
+        limit = f"the ceiling of {ceiling} micro-USD" if ceiling is not None else "no ceiling"
+        reason = (
+            f"{best.id} is the best-quality model whose estimated cost "
+            f"({costs[best.id]} micro-USD) fits {limit}"
+        )
+        signals = {"cost.estimated_micros": float(costs[best.id])}
+        if ceiling is not None:
+            signals["cost.ceiling_micros"] = float(ceiling)
+        return Ranking([Scored(m, m.quality) for m in ranked], reason, signals)

@@ -1,0 +1,62 @@
+"""Cost-aware selection: the best model whose estimate fits the ceiling, or a refusal."""
+
+from __future__ import annotations
+
+import pytest
+
+from fareway.core.errors import NoModelFits
+from fareway.routing.catalog import Catalog
+from fareway.routing.decision import estimate_cost_micros
+from fareway.routing.features import extract_features
+from fareway.routing.strategies.cost import CostConfig
+from tests.routing.conftest import MakeRequest
+
+
+def costs(catalog: Catalog, prompt_tokens: int, max_tokens: int) -> dict[str, int]:
+    return {m.id: estimate_cost_micros(m, prompt_tokens, max_tokens) for m in catalog.models}
+
+
+async def test_without_a_ceiling_the_best_quality_model_leads(
+    catalog: Catalog, make_request: MakeRequest
+) -> None:
+    strategy = CostConfig(type="cost").build("cost", catalog)
+    request = make_request("hello", max_tokens=100)
+
+    ranking = await strategy.rank(request, extract_features(request), catalog.models)
+
+    assert [s.model.id for s in ranking.ranked] == [
+        "claude-opus-4-6",
+        "claude-sonnet-4-6",
+        "claude-haiku-4-5",
+    ]
+    assert "cost.ceiling_micros" not in ranking.signals
+
+
+async def test_the_configured_default_ceiling_applies_when_the_request_sets_none(
+    catalog: Catalog, make_request: MakeRequest
+) -> None:
+    request = make_request("hello", max_tokens=1000)
+    features = extract_features(request)
+    cost = costs(catalog, features.prompt_tokens, 1000)
+    strategy = CostConfig(type="cost", default_max_cost_micros=cost["claude-sonnet-4-6"]).build(
+        "cost", catalog
+    )
+
+    ranking = await strategy.rank(request, features, catalog.models)
+
+    assert [s.model.id for s in ranking.ranked] == ["claude-sonnet-4-6", "claude-haiku-4-5"]
+    assert ranking.signals["cost.estimated_micros"] == cost["claude-sonnet-4-6"]
+
+
+async def test_nothing_fitting_is_refused_naming_the_cheapest_estimate(
+    catalog: Catalog, make_request: MakeRequest
+) -> None:
+    request = make_request("hello", max_tokens=1000, max_cost_micros=10)
+    features = extract_features(request)
+    cheapest = costs(catalog, features.prompt_tokens, 1000)["claude-haiku-4-5"]
+    strategy = CostConfig(type="cost").build("cost", catalog)
+
+    with pytest.raises(NoModelFits) as caught:
+        await strategy.rank(request, features, catalog.models)
+
+    assert f"the cheapest, claude-haiku-4-5, is estimated at {cheapest}" in str(caught.value)
