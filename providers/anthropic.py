@@ -12,14 +12,8 @@ import anthropic
 import httpx2
 from anthropic.types import MessageParam
 
-from fareway.core.errors import (
-    Overloaded,
-    ProviderError,
-    ProviderRejected,
-    ProviderTimeout,
-    ProviderUnreachable,
-    RateLimited,
-)
+from fareway.core.errors import ProviderError
+from fareway.providers import errors
 from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk, UsageReport
 from fareway.routing.request import ChatMessage, Role
 
@@ -81,22 +75,25 @@ def _message(message: ChatMessage) -> MessageParam:
 
 
 def _translate(exc: anthropic.APIError | httpx2.RequestError, model: str) -> ProviderError:
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-        return ProviderTimeout(message, model=model)
-    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
-        return ProviderUnreachable(message, model=model)
-    if isinstance(exc, anthropic.APIStatusError):
-        # An `error` event inside an open stream arrives with the stream's 200 status, so the
-        # error type in the body decides as much as the status code does.
-        kind = _error_type(exc)
-        retry_after = _retry_after_s(exc)
-        if exc.status_code == 429 or kind == "rate_limit_error":
-            return RateLimited(message, model=model, retry_after_s=retry_after)
-        if exc.status_code >= 500 or exc.status_code < 400 or kind in _OVERLOAD_TYPES:
-            return Overloaded(message, model=model, retry_after_s=retry_after)
-        return ProviderRejected(message, model=model)
-    return ProviderError(message, model=model)
+    if isinstance(exc, httpx2.RequestError):
+        return errors.transport_failure(exc, model)
+    if isinstance(exc, anthropic.APIConnectionError):
+        return errors.connection_failure(
+            exc, model, timed_out=isinstance(exc, anthropic.APITimeoutError)
+        )
+    if not isinstance(exc, anthropic.APIStatusError):
+        return ProviderError(errors.describe(exc), model=model)
+    # An `error` event inside an open stream arrives with the stream's 200 status, so the error
+    # type in the body decides as much as the status code does.
+    kind = _error_type(exc)
+    return errors.status_failure(
+        exc.status_code,
+        errors.describe(exc),
+        model=model,
+        retry_after_s=errors.retry_after_s(exc.response.headers),
+        rate_limited=kind == "rate_limit_error",
+        overloaded=kind in _OVERLOAD_TYPES,
+    )
 
 
 _OVERLOAD_TYPES = frozenset({"overloaded_error", "api_error"})
@@ -109,11 +106,3 @@ def _error_type(exc: anthropic.APIStatusError) -> str:
         if isinstance(error, dict):
             return str(error.get("type", ""))
     return ""
-
-
-def _retry_after_s(exc: anthropic.APIStatusError) -> float | None:
-    value = exc.response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

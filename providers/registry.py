@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fareway.core.clock import Clock
 from fareway.providers.anthropic import AnthropicProvider
 from fareway.providers.base import Provider
+from fareway.providers.openai import MaxTokensField, OpenAIProvider
 from fareway.providers.sim import SimProfile, SimProvider
 
 log = logging.getLogger(__name__)
@@ -42,12 +43,48 @@ class AnthropicConfig(BaseModel):
             return AnthropicProvider(key, self.base_url, self.timeout_s, name)
         if not self.simulate_without_key:
             raise ValueError(f"provider '{name}' needs an API key in ${self.api_key_env}")
-        log.warning(
-            "$%s is not set: provider '%s' is simulated (sim); answers are not real",
-            self.api_key_env,
-            name,
-        )
-        return SimProvider(clock, profiles)
+        return _simulated(name, self.api_key_env, clock, profiles)
+
+
+PLACEHOLDER_API_KEY = "sk-no-key-required"
+"""Sent when no key is configured: local OpenAI-compatible servers ignore the key's value."""
+
+
+class OpenAIConfig(BaseModel):
+    """`type: openai`: chat completions at any OpenAI-compatible server (vLLM, Ollama, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["openai"]
+    # Required: "OpenAI-compatible" names no one server, and a silent default to OpenAI's own
+    # would send a local model's traffic (and key) to the wrong place.
+    base_url: str = Field(min_length=1)
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(600.0, gt=0)
+    # `max_tokens` works everywhere but OpenAI's reasoning models (see `OpenAIProvider`).
+    max_tokens_field: MaxTokensField = "max_tokens"
+    # Off by default: a local server usually needs no key, so a missing key is not a reason to
+    # stop serving real answers.
+    simulate_without_key: bool = False
+
+    def build(
+        self, name: str, clock: Clock, profiles: Mapping[str, SimProfile], env: Mapping[str, str]
+    ) -> Provider:
+        """The provider; without a key, a simulated stand-in if allowed, else a placeholder key."""
+        key = env.get(self.api_key_env, "")
+        if not key and self.simulate_without_key:
+            return _simulated(name, self.api_key_env, clock, profiles)
+        if not key:
+            # Ollama, vLLM and LM Studio accept any key, but the SDK insists on one. A server
+            # that does check keys answers 401, which fails the call as `rejected`.
+            log.warning(
+                "$%s is not set: provider '%s' sends a placeholder API key to %s",
+                self.api_key_env,
+                name,
+                self.base_url,
+            )
+            key = PLACEHOLDER_API_KEY
+        return OpenAIProvider(key, self.base_url, self.timeout_s, name, self.max_tokens_field)
 
 
 class SimConfig(BaseModel):
@@ -64,4 +101,14 @@ class SimConfig(BaseModel):
         return SimProvider(clock, profiles)
 
 
-ProviderConfig = Annotated[AnthropicConfig | SimConfig, Field(discriminator="type")]
+def _simulated(
+    name: str, api_key_env: str, clock: Clock, profiles: Mapping[str, SimProfile]
+) -> Provider:
+    """The `sim` stand-in for a provider whose key is missing, announced in the log."""
+    log.warning(
+        "$%s is not set: provider '%s' is simulated (sim); answers are not real", api_key_env, name
+    )
+    return SimProvider(clock, profiles)
+
+
+ProviderConfig = Annotated[AnthropicConfig | OpenAIConfig | SimConfig, Field(discriminator="type")]

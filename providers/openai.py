@@ -1,0 +1,155 @@
+"""Any OpenAI-compatible chat completions endpoint (vLLM, Ollama, OpenRouter, LM Studio, ...)
+through the official `openai` SDK (F12).
+
+Usage comes from the stream itself: with `stream_options.include_usage` the server sends one last
+chunk with no choices and the whole request's token counts. A stream cut before that chunk has
+reported no usage, and the caller estimates it; nothing here guesses.
+
+Finish reasons are translated to fareway's vocabulary (Anthropic's words), so callers, traces and
+clients see one set of stop reasons whichever provider answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Literal
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+from fareway.core.errors import ProviderError, ProviderUnreachable
+from fareway.providers import errors
+from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk, UsageReport
+from fareway.routing.request import ChatMessage, Role
+
+MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
+"""Which request field carries the output limit (see `OpenAIProvider.__init__`)."""
+
+
+class OpenAIProvider:
+    """Streams from `POST {base_url}/chat/completions` on any server that speaks OpenAI's API."""
+
+    simulated = False
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        timeout_s: float = 600.0,
+        name: str = "openai",
+        max_tokens_field: MaxTokensField = "max_tokens",
+    ) -> None:
+        self.name = name
+        # The output limit goes in the classic `max_tokens` field by default. OpenAI deprecated
+        # it for `max_completion_tokens`, but `max_tokens` is the one field every compatible
+        # server honours (vLLM takes both; Ollama and LM Studio read only `max_tokens`), and
+        # Ollama silently ignores `max_completion_tokens`, which would leave the answer
+        # unbounded and break the cost reservation made from `max_tokens` (F18). OpenAI's own
+        # reasoning models reject `max_tokens`: configure `max_completion_tokens` for those.
+        self._max_tokens_field = max_tokens_field
+        # fareway does its own retries and fallbacks across models, so the SDK must not retry.
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s
+        )
+
+    async def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
+        """Yield text and usage as the stream delivers them; raise ProviderError on failure."""
+        limit = call.max_tokens
+        by_new_name = self._max_tokens_field == "max_completion_tokens"
+        finish_reason = ""
+        try:
+            stream = await self._client.chat.completions.create(
+                model=call.model.provider_model_id,
+                messages=_messages(call.system, call.messages),
+                max_tokens=openai.omit if by_new_name else limit,
+                max_completion_tokens=limit if by_new_name else openai.omit,
+                stream=True,
+                stream_options={"include_usage": True},
+                timeout=call.timeout_s if call.timeout_s is not None else openai.not_given,
+            )
+            # Leaving this block, normally or through `aclose()` at a `yield`, closes the
+            # response and with it the upstream connection.
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                        yield UsageReport(usage.prompt_tokens, usage.completion_tokens)
+                    for choice in chunk.choices:
+                        if choice.index != 0:
+                            continue  # only one choice is asked for
+                        if choice.delta.content:
+                            yield TextChunk(choice.delta.content)
+                        if choice.finish_reason:
+                            finish_reason = choice.finish_reason
+        except (openai.APIError, httpx2.RequestError) as exc:
+            # openai 3.57 wraps transport errors while reading a stream too, but the raw httpx2
+            # ones are mapped the same way in case any escapes (as they do from anthropic's).
+            raise _translate(exc, call.model.id) from exc
+        if not finish_reason:
+            # Every compatible server ends an answer with a finish_reason; a body that ends
+            # cleanly without one was cut short (a proxy giving up, say), not finished.
+            raise ProviderUnreachable("stream ended without a finish_reason", model=call.model.id)
+        yield Finish(_STOP_REASONS.get(finish_reason, finish_reason))
+
+    async def aclose(self) -> None:
+        """Close the SDK's connection pool."""
+        await self._client.close()
+
+
+_STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",  # the deprecated single-function form of tool_calls
+    "content_filter": "refusal",
+}
+
+
+def _messages(system: str, messages: tuple[ChatMessage, ...]) -> list[ChatCompletionMessageParam]:
+    """The conversation, with the system prompt as a leading `system` message when there is one."""
+    out: list[ChatCompletionMessageParam] = []
+    if system:
+        out.append({"role": "system", "content": system})
+    for message in messages:
+        if message.role is Role.USER:
+            out.append({"role": "user", "content": message.content})
+        else:
+            out.append({"role": "assistant", "content": message.content})
+    return out
+
+
+def _translate(exc: openai.APIError | httpx2.RequestError, model: str) -> ProviderError:
+    if isinstance(exc, httpx2.RequestError):
+        return errors.transport_failure(exc, model)
+    if isinstance(exc, openai.APIConnectionError):  # timeouts included
+        return errors.connection_failure(
+            exc, model, timed_out=isinstance(exc, openai.APITimeoutError)
+        )
+    rate_limited = bool({exc.code, exc.type} & _RATE_LIMIT_WORDS)
+    if isinstance(exc, openai.APIStatusError):
+        retry_after = errors.retry_after_s(exc.response.headers)
+        status: int | None = exc.status_code
+    else:
+        # An `error` chunk inside an open stream: the SDK raises a bare APIError, with no status
+        # or headers. vLLM and OpenRouter put the HTTP status they mean in its `code`; OpenAI
+        # leaves it null.
+        retry_after = None
+        status = _status_in_code(exc.code)
+    return errors.status_failure(
+        status,
+        errors.describe(exc),
+        model=model,
+        retry_after_s=retry_after,
+        rate_limited=rate_limited,
+    )
+
+
+# What OpenAI-compatible servers put in an error's `code` or `type` for a rate limit.
+_RATE_LIMIT_WORDS = frozenset({"rate_limit_exceeded", "rate_limit_error", "RateLimitError"})
+
+
+def _status_in_code(code: str | None) -> int | None:
+    if code is not None and code.isdigit() and 400 <= int(code) <= 599:
+        return int(code)
+    return None

@@ -1,0 +1,153 @@
+"""A loopback stand-in for an OpenAI-compatible chat completions server, on its real wire format.
+
+POST /v1/chat/completions answers with a stream as OpenAI does: `data: {...}` lines of
+`chat.completion.chunk` objects (the role first, one chunk per text piece, a chunk with an empty
+delta and the `finish_reason`), then, when the request set `stream_options.include_usage`, a
+usage chunk with `choices: []`, and `data: [DONE]`. Errors before a stream are OpenAI's JSON body
+(`{"error": {"message", "type", "param", "code"}}`); an error inside an open stream is a
+`data: {"error": {...}}` chunk followed by `data: [DONE]`, which is what vLLM and OpenAI send
+(the openai SDK raises on any chunk that carries an `error` key).
+
+Behaviour names parallel `tests.fakes.anthropic_server`'s so a test can swap one fake for the
+other, and `base_url` already ends in `/v1`, as the openai SDK expects:
+
+    async with FakeOpenAI([HttpError(429, "requests", code="rate_limit_exceeded")]) as fake:
+        provider = OpenAIProvider(api_key="test", base_url=fake.base_url)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tests.fakes import http_server
+from tests.fakes.http_server import Hang, LoopbackServer, Responder, Streamed
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Streamed(Streamed):
+    model: str = "gpt-fake"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answer(_Streamed):
+    """A normal streamed answer: text chunks, the finish reason, usage (if asked for), [DONE].
+
+    OpenAI sends `finish_reason` in a chunk of its own with an empty delta; vLLM and some others
+    put it on the chunk carrying the last text (`finish_with_last_text=True`). With
+    `finish_reason=None` no chunk carries one, as when a proxy ends a stream early but cleanly.
+    """
+
+    output_tokens: int = 5
+    finish_reason: str | None = "stop"
+    finish_with_last_text: bool = False
+    # False: ignore stream_options.include_usage, as some Ollama and LM Studio builds do.
+    report_usage: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamError(_Streamed):
+    """A 200 stream that sends its chunks and then a `data: {"error": ...}` chunk.
+
+    OpenAI sends `code: null` with `type: server_error`; vLLM sends the HTTP status as `code`
+    (e.g. 500 with `type: InternalServerError`).
+    """
+
+    error_type: str = "server_error"
+    message: str = "The server had an error while processing your request."
+    code: str | int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Drop(_Streamed):
+    """A 200 stream that sends its chunks and then closes the connection mid-body."""
+
+
+@dataclass(frozen=True)
+class HttpError(http_server.HttpError):
+    """An error status with OpenAI's JSON error body; `code` is e.g. "rate_limit_exceeded"."""
+
+    code: str | None = None
+
+
+Behaviour = Answer | StreamError | Drop | http_server.HttpError | Hang
+
+
+class FakeOpenAI(LoopbackServer[Answer | StreamError | Drop]):
+    """The server. Use as `async with FakeOpenAI(...) as fake:`; `fake.base_url` is set then."""
+
+    path = "/v1/chat/completions"
+    api_root = "/v1"
+    request_id_header = "x-request-id"
+
+    def __init__(self, behaviours: Iterable[Behaviour] = (), default: Behaviour | None = None):
+        super().__init__(behaviours, default if default is not None else Answer())
+
+    def error_body(self, error: http_server.HttpError, request_id: str) -> dict[str, Any]:
+        code = error.code if isinstance(error, HttpError) else None
+        return {"error": _error(error.error_type, error.message, code)}
+
+    def unknown_route(self, path: str) -> HttpError:
+        return HttpError(404, "invalid_request_error", f"Invalid URL (POST {path})")
+
+    async def stream(self, r: Responder, b: Answer | StreamError | Drop) -> None:
+        reports = not isinstance(b, Answer) or b.report_usage
+        completion = _Completion(r, b.model, include_usage=reports and _wants_usage(r.record.body))
+        finish_with_text: str | None = None
+        if isinstance(b, Answer) and b.finish_with_last_text and b.chunks:
+            finish_with_text = b.finish_reason
+        await r.start_stream(b.first_byte_delay_s)
+        await completion.chunk({"role": "assistant", "content": ""})
+        async for i, text in r.paced(list(enumerate(b.chunks)), b.chunk_delay_s):
+            last = i == len(b.chunks) - 1
+            await completion.chunk({"content": text}, finish_with_text if last else None)
+        if isinstance(b, Drop):
+            return  # no terminating chunk: the server closes the socket mid-body
+        if isinstance(b, StreamError):
+            await r.event(json.dumps({"error": _error(b.error_type, b.message, b.code)}))
+        else:
+            if finish_with_text is None and b.finish_reason is not None:
+                await completion.chunk({}, b.finish_reason)
+            if completion.include_usage:
+                await completion.usage(b.input_tokens, b.output_tokens)
+        await r.event("[DONE]")
+        await r.end_stream()
+
+
+class _Completion:
+    """Writes the chunks of one completion, each carrying its id, creation time and model."""
+
+    def __init__(self, r: Responder, model: str, *, include_usage: bool) -> None:
+        self._r = r
+        self.include_usage = include_usage
+        self._head = {
+            "id": f"chatcmpl-{r.request_id}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": "fp_fake",
+        }
+
+    async def chunk(self, delta: dict[str, str], finish_reason: str | None = None) -> None:
+        """A chunk for choice 0; with usage asked for, OpenAI sends `usage: null` on each one."""
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        usage = {"usage": None} if self.include_usage else {}
+        await self._r.event(json.dumps(self._head | {"choices": [choice]} | usage))
+
+    async def usage(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """The last chunk before [DONE]: no choices, the whole request's token counts."""
+        counts = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        counts["total_tokens"] = prompt_tokens + completion_tokens
+        await self._r.event(json.dumps(self._head | {"choices": [], "usage": counts}))
+
+
+def _error(error_type: str, message: str, code: str | int | None) -> dict[str, Any]:
+    return {"message": message, "type": error_type, "param": None, "code": code}
+
+
+def _wants_usage(body: Any) -> bool:
+    options = body.get("stream_options") if isinstance(body, dict) else None
+    return isinstance(options, dict) and options.get("include_usage") is True
