@@ -1,4 +1,15 @@
 """Per-tenant cost caps: prices, windows, limits and the ledgers that hold spend.
 
 Usable on its own: nothing here knows about gRPC, routing or providers.
+
+    ledger.py      the `Ledger` Protocol (the contract), its value types and refusals
+    memory.py      MemoryLedger: a dict; tests and single-process use, nothing survives
+    sqlite.py      SqliteLedger: the durable embedded default, one WAL file, several processes
+    redis.py       RedisLedger: several replicas share one ledger, one Lua script per change
+    accounting.py  the bookkeeping all three share: window keys, state figures, refusals
+    codec.py       limits as the JSON text the sqlite and redis ledgers store
+    windows.py     UTC calendar windows (day, month, total)
+    pricing.py     token prices to micro-USD
+
+Every ledger passes the one contract suite in tests/budgets/contract.
 """

@@ -1,23 +1,27 @@
-"""The ledger plug-in point: where spend, reservations and limits live.
+"""The ledger plug-in point: where spend, reservations, limits and rate counters live.
 
-Every backend (`memory` here; durable and shared ones later) implements `Ledger` and runs the
-same contract tests. All amounts are integer micro-USD.
+Every backend (`memory`, `sqlite`, `redis`) implements `Ledger` and runs the same contract
+tests (tests/budgets/contract). All amounts are integer micro-USD.
 
-The life of a request: `reserve` an upper bound before calling a model (refused with
-BudgetExceeded when any hard cap would be passed), then `settle` to what the provider reported,
-which releases the rest. Settling twice is harmless; a reservation never settled expires
-after its time-to-live, so a crashed replica's holds do not block the tenant forever.
+The life of a request: `hold` an upper bound before each model attempt (refused with
+BudgetExceeded when any hard cap would be passed; a later `hold` for the same id replaces the
+earlier amount, so a fallback re-targets the hold instead of stacking a second one), then
+`settle` once to what the provider reported, which releases the hold. Settling twice is
+harmless; a hold never settled expires after the ledger's time-to-live, so a crashed replica's
+holds do not block the tenant forever. Hold ids are made per call by the server, never taken
+from the client, so a client reusing a request id cannot make a charge vanish.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
 from fareway.budgets.windows import Window
+from fareway.core.errors import BudgetExceeded, RateLimitExceeded
 
 
 class OnExceed(StrEnum):
@@ -67,27 +71,85 @@ class BudgetState:
         return min((s.remaining_micros for s in self.limits), default=None)
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """Per-tenant requests and tokens per UTC minute; None means unlimited."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
 class Ledger(Protocol):
-    """Holds every tenant's limits, spend and in-flight reservations."""
+    """Holds every tenant's limits, spend, in-flight holds and rate counters."""
 
     async def configure(
-        self, tenant: str, limits: Sequence[Limit], latency_target_ms: int | None = None
+        self,
+        tenant: str,
+        limits: Sequence[Limit],
+        latency_target_ms: int | None = None,
+        *,
+        only_if_new: bool = False,
     ) -> None:
-        """Replace a tenant's limits; set its latency target unless None."""
+        """Replace a tenant's limits and set its latency target unless None. With
+        `only_if_new`, do nothing for a tenant the ledger already knows: configuration seeds a
+        durable ledger, and SetBudget's later changes survive restarts."""
         ...
 
     async def state(self, tenant: str) -> BudgetState:
-        """The tenant's limits with current spend and reservations."""
+        """The tenant's limits with current spend and live holds."""
         ...
 
-    async def reserve(self, tenant: str, request_id: str, amount_micros: int) -> None:
-        """Hold `amount_micros` against every cap, or raise BudgetExceeded holding nothing."""
+    async def hold(self, tenant: str, hold_id: str, amount_micros: int) -> None:
+        """Set this hold to `amount_micros`, checked against every cap net of its own previous
+        amount; on BudgetExceeded the previous amount stays. Atomic across processes."""
         ...
 
-    async def settle(self, tenant: str, request_id: str, actual_micros: int) -> None:
-        """Charge the actual cost and release the reservation; a second call does nothing."""
+    async def settle(self, tenant: str, hold_id: str, actual_micros: int, tokens: int = 0) -> None:
+        """Charge `actual_micros` to every window, add `tokens` to this minute's token count,
+        and release the hold. A second call with the same id does nothing."""
+        ...
+
+    async def admit(self, tenant: str, rate: RateLimit) -> None:
+        """Count one request against this minute's limits, or raise RateLimitExceeded (counting
+        nothing) when the requests or the tokens settled this minute have reached the limit."""
         ...
 
     async def record_latency(self, tenant: str, met_target: bool) -> None:
         """Count one request towards the tenant's latency attainment."""
         ...
+
+    async def aclose(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+def budget_exceeded(tenant: str, state: LimitState, amount_micros: int) -> BudgetExceeded:
+    """The refusal every backend raises when `amount_micros` does not fit `state`'s window."""
+    limit = state.limit
+    return BudgetExceeded(
+        f"tenant '{tenant}' has {state.remaining_micros} micro-USD left of its "
+        f"{limit.window.value} cap of {limit.cap_micros}; this request may cost up to "
+        f"{amount_micros}",
+        tenant=tenant,
+        window=limit.window.value,
+        resets_at=state.resets_at,
+    )
+
+
+def minute_key(now: datetime) -> str:
+    """The rate-limit bucket `now` falls in, e.g. `minute:2026-11-27T23:05`."""
+    return f"minute:{now.astimezone(UTC):%Y-%m-%dT%H:%M}"
+
+
+def rate_limit_exceeded(
+    tenant: str, limit_name: str, limit: int, now: datetime
+) -> RateLimitExceeded:
+    """The refusal every backend raises when a per-minute limit is used up."""
+    retry_after_s = 60 - now.second - now.microsecond / 1e6
+    return RateLimitExceeded(
+        f"tenant '{tenant}' reached its {limit_name} limit of {limit}; retry in "
+        f"{retry_after_s:.0f} s",
+        tenant=tenant,
+        limit=limit_name,
+        retry_after_s=retry_after_s,
+    )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fareway.budgets.ledger import Limit, OnExceed
+from fareway.budgets.ledger import Limit, OnExceed, RateLimit
 from fareway.budgets.pricing import MICROS_PER_USD, Price
 from fareway.budgets.windows import Window
 from fareway.providers.registry import ProviderConfig
@@ -113,20 +113,48 @@ class LimitSettings(_Strict):
         )
 
 
+class RateLimitSettings(_Strict):
+    """Per-tenant limits per UTC minute, shared across replicas through the ledger."""
+
+    requests_per_minute: int | None = Field(None, gt=0)
+    tokens_per_minute: int | None = Field(None, gt=0)
+
+    def rate(self) -> RateLimit:
+        """As the ledger takes it."""
+        return RateLimit(self.requests_per_minute, self.tokens_per_minute)
+
+
 class TenantSettings(_Strict):
-    """A tenant: its keys, routing policy, budget and latency target."""
+    """A tenant: its keys, routing policy, budget, rate limits and latency target. The budget
+    and latency target seed the ledger the first time it sees the tenant; SetBudget changes
+    them from then on."""
 
     api_keys: tuple[KeySettings, ...] = Field(min_length=1)
     strategy: str = ""  # empty: the configuration's default_strategy
     allowed_models: tuple[str, ...] | None = None  # None: all
     budget: tuple[LimitSettings, ...] = ()
     latency_target_ms: int = Field(0, ge=0)
+    rate_limits: RateLimitSettings = RateLimitSettings()
+
+
+class LedgerSettings(_Strict):
+    """Where budgets live: `memory` (one process, lost on restart), `sqlite` (one file, durable;
+    replicas on one host may share it) or `redis` (replicas anywhere share it)."""
+
+    type: Literal["memory", "sqlite", "redis"] = "sqlite"
+    path: str = "fareway-ledger.db"  # sqlite: relative to the working directory
+    url: str = "redis://127.0.0.1:6379/0"  # redis
+    url_env: str = "FAREWAY_REDIS_URL"  # redis: this variable, when set, replaces `url`
+    prefix: str = "fareway"  # redis: key prefix, so several deployments can share a server
+    # How long a hold outlives a replica that crashed before settling it.
+    hold_ttl_s: float = Field(900.0, gt=0)
 
 
 class FarewayConfig(_Strict):
     """A whole configuration file."""
 
     server: ServerSettings = ServerSettings()
+    ledger: LedgerSettings = LedgerSettings()
     tiers: tuple[str, ...] = Field(("fast", "balanced", "powerful"), min_length=1)
     providers: dict[str, ProviderConfig]
     models: tuple[ModelSettings, ...] = Field(min_length=1)

@@ -6,6 +6,7 @@
     ├── Unauthenticated         UNAUTHENTICATED
     ├── PermissionDenied        PERMISSION_DENIED
     ├── BudgetExceeded          RESOURCE_EXHAUSTED (carries the limit and when it resets)
+    ├── RateLimitExceeded       RESOURCE_EXHAUSTED (carries when the minute ends)
     ├── NoModelFits             RESOURCE_EXHAUSTED (no allowed model fits the cost ceiling)
     ├── ProviderError           an attempt failed; the next candidate may take over
     │   ├── RateLimited         (carries Retry-After)
@@ -63,6 +64,16 @@ class BudgetExceeded(FarewayError):
         self.tenant = tenant
         self.window = window
         self.resets_at = resets_at
+        super().__init__(message)
+
+
+class RateLimitExceeded(FarewayError):
+    """A tenant has used its requests or tokens for this minute."""
+
+    def __init__(self, message: str, *, tenant: str, limit: str, retry_after_s: float) -> None:
+        self.tenant = tenant
+        self.limit = limit  # "requests_per_minute" or "tokens_per_minute"
+        self.retry_after_s = retry_after_s
         super().__init__(message)
 
 

@@ -46,6 +46,14 @@ class RouteRequest:
     request_id: str
     system: str = ""
     hints: Hints = Hints()
+    # Filled by the server from the tenant's budget before routing.
+    budget_remaining_micros: int | None = None
+    tenant_latency_target_ms: int = 0
+
+    @property
+    def latency_target_ms(self) -> int:
+        """The time-to-first-token target: the request's own, else the tenant's; 0 for none."""
+        return self.hints.latency_target_ms or self.tenant_latency_target_ms
 
     @property
     def query(self) -> str:

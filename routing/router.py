@@ -9,6 +9,7 @@ from fareway.core.errors import FarewayError, InvalidRequest, NoModelFits
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import Candidate, Decision, estimate_cost_micros
 from fareway.routing.features import Features, extract_features
+from fareway.routing.latency import LatencyStats
 from fareway.routing.request import RouteRequest
 from fareway.routing.strategy import Ranking, Scored, Strategy, unknown
 
@@ -62,9 +63,15 @@ class _Screening:
 class Router:
     """Turns a request into a Decision. Stateless apart from its configuration."""
 
-    def __init__(self, catalog: Catalog, strategies: Mapping[str, Strategy]) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        strategies: Mapping[str, Strategy],
+        latency: LatencyStats | None = None,
+    ) -> None:
         self.catalog = catalog
         self.strategies = dict(strategies)
+        self.latency = latency or LatencyStats()
 
     async def decide(self, request: RouteRequest, policy: TenantPolicy) -> Decision:
         """Choose a model for this request, or raise InvalidRequest / NoModelFits saying why
@@ -128,7 +135,23 @@ class Router:
                 screening.excluded.append(Candidate(model, excluded_reason=reason))
             else:
                 screening.eligible.append(model)
+        self._skip_slow(request.latency_target_ms, screening)
         return screening
+
+    def _skip_slow(self, target_ms: int, screening: _Screening) -> None:
+        """Exclude models predicted to miss the latency target, while one that meets it is left."""
+        if not target_ms:
+            return
+        predicted = {m.id: self.latency.of(m.id).ttft_ms for m in screening.eligible}
+        slow = [m for m in screening.eligible if (predicted[m.id] or 0) > target_ms]
+        if len(slow) < len(screening.eligible):
+            for model in slow:
+                reason = (
+                    f"predicted time to first token {predicted[model.id]:.0f} ms misses the "
+                    f"target of {target_ms} ms"
+                )
+                screening.excluded.append(Candidate(model, excluded_reason=reason))
+            screening.eligible = [m for m in screening.eligible if m not in slow]
 
     def _pin_model(self, model_id: str, screening: _Screening) -> Ranking:
         pinned = [m for m in screening.eligible if m.id == model_id]

@@ -7,16 +7,18 @@ deadline), the reservation is settled exactly once, to what the attempts actuall
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from fareway.budgets.ledger import Ledger
+from fareway.budgets.ledger import Ledger, RateLimit
 from fareway.core.clock import Clock
-from fareway.core.errors import AllCandidatesFailed, ProviderError, StreamBroken
+from fareway.core.errors import AllCandidatesFailed, BudgetExceeded, ProviderError, StreamBroken
 from fareway.providers.base import Finish, Provider, ProviderCall, TextChunk, UsageReport
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Decision
+from fareway.routing.latency import LatencyStats
 from fareway.routing.tokens import estimate_tokens
 
 
@@ -77,31 +79,42 @@ class Generation:
     """Runs decided requests against the providers, holding budget for them meanwhile."""
 
     def __init__(
-        self, providers: Mapping[str, Provider], ledger: Ledger, clock: Clock, max_attempts: int
+        self,
+        providers: Mapping[str, Provider],
+        ledger: Ledger,
+        clock: Clock,
+        max_attempts: int,
+        latency: LatencyStats,
     ) -> None:
         self._providers = providers
         self._ledger = ledger
         self._clock = clock
         self._max_attempts = max_attempts
+        self._latency = latency
 
     async def run(
-        self, decision: Decision, started_at: float, timeout_s: float | None = None
+        self,
+        decision: Decision,
+        started_at: float,
+        rate: RateLimit,
+        timeout_s: float | None = None,
     ) -> AsyncGenerator[GenerationEvent, None]:
         """Yield Routed, then the answer's events, ending with Finished.
 
-        Raises BudgetExceeded before anything is yielded, AllCandidatesFailed when no candidate
-        produced a token, and StreamBroken when a provider failed mid-answer. `started_at` is
-        the request's arrival on the injected clock's monotonic scale.
+        Raises RateLimitExceeded or BudgetExceeded before anything is yielded,
+        AllCandidatesFailed when no candidate produced a token, and StreamBroken when a
+        provider failed mid-answer. `started_at` is the request's arrival on the injected
+        clock's monotonic scale.
         """
         request = decision.request
-        attempts = [c.model for c in decision.ranked[: self._max_attempts]]
-        hold = max(decision.estimated_cost_micros(m) for m in attempts)
-        await self._ledger.reserve(request.tenant, request.request_id, hold)
-        billed: list[AttemptUsage] = []
+        await self._ledger.admit(request.tenant, rate)
+        bill = _Bill(request.tenant, uuid.uuid4().hex)
+        first = decision.model
+        await self._ledger.hold(bill.tenant, bill.hold_id, decision.estimated_cost_micros(first))
         try:
             state = await self._ledger.state(request.tenant)
             yield Routed(decision, state.remaining_micros)
-            async for event in self._attempts(decision, attempts, billed, started_at, timeout_s):
+            async for event in self._attempts(decision, bill, started_at, timeout_s):
                 yield event
                 if isinstance(event, Finished):
                     target = request.hints.latency_target_ms or state.latency_target_ms
@@ -109,52 +122,106 @@ class Generation:
                         met = event.ttft_ms <= target
                         await self._ledger.record_latency(request.tenant, met)
         finally:
-            spent = sum(u.cost_micros for u in billed)
-            await self._ledger.settle(request.tenant, request.request_id, spent)
+            await self._ledger.settle(bill.tenant, bill.hold_id, bill.cost_micros, bill.tokens)
 
     async def _attempts(
-        self,
-        decision: Decision,
-        attempts: list[ModelSpec],
-        billed: list[AttemptUsage],
-        started_at: float,
-        timeout_s: float | None,
+        self, decision: Decision, bill: _Bill, started_at: float, timeout_s: float | None
     ) -> AsyncGenerator[GenerationEvent, None]:
-        for index, model in enumerate(attempts):
+        """Try the ranked candidates in turn (the first already held for) until one answers."""
+        queue = [c.model for c in decision.ranked[1 : self._max_attempts]]
+        model = decision.model
+        tried = 0
+        while True:
+            tried += 1
             attempt = _Attempt(model, decision)
+            attempt_started = self._clock.monotonic()
+            first_token_at = 0.0
             try:
                 async for event in attempt.stream(self._providers[model.provider], timeout_s):
                     if attempt.ttft_s is None:
-                        attempt.ttft_s = self._clock.monotonic() - started_at
+                        first_token_at = self._clock.monotonic()
+                        attempt.ttft_s = first_token_at - started_at
                     yield event
             except ProviderError as error:
                 error.model = model.id
+                self._latency.record_failure(model.id)
                 if attempt.ttft_s is not None:
                     raise StreamBroken(error) from error
-                if index == len(attempts) - 1:
-                    raise AllCandidatesFailed(error, len(attempts)) from error
-                usage = attempt.usage()
-                attempt.recorded = True
+                usage = bill.charge(attempt)
                 if usage.input_tokens or usage.output_tokens:
-                    billed.append(usage)
                     yield Billed(usage)
-                yield FallbackTaken(model.id, attempts[index + 1].id, error.describe())
+                next_model = await self._hold_for_next(decision, queue, bill)
+                if next_model is None:
+                    raise AllCandidatesFailed(error, tried) from error
+                yield FallbackTaken(model.id, next_model.id, error.describe())
+                model = next_model
                 continue
             finally:
                 # Cancelled or broken mid-answer: still charge what this attempt used.
-                if not attempt.recorded:
-                    billed.append(attempt.usage())
-                    attempt.recorded = True
-            usage = billed[-1]
+                usage = bill.charge(attempt)
+            if attempt.ttft_s is not None:
+                self._latency.record_success(
+                    model.id,
+                    ttft_s=first_token_at - attempt_started,
+                    output_tokens=usage.output_tokens,
+                    stream_s=self._clock.monotonic() - first_token_at,
+                )
             yield Billed(usage)
-            total = AttemptUsage(
-                "",
-                sum(u.input_tokens for u in billed),
-                sum(u.output_tokens for u in billed),
-                sum(u.cost_micros for u in billed),
-            )
-            yield Finished(attempt.stop_reason, total, round((attempt.ttft_s or 0.0) * 1000))
+            ttft_ms = round((attempt.ttft_s or 0.0) * 1000)
+            yield Finished(attempt.stop_reason, bill.total(), ttft_ms)
             return
+
+    async def _hold_for_next(
+        self, decision: Decision, queue: list[ModelSpec], bill: _Bill
+    ) -> ModelSpec | None:
+        """The next candidate whose attempt the budget can still cover, with the hold raised to
+        what was billed so far plus its estimate; None when no candidate is left or affordable."""
+        while queue:
+            model = queue.pop(0)
+            amount = bill.cost_micros + decision.estimated_cost_micros(model)
+            try:
+                await self._ledger.hold(bill.tenant, bill.hold_id, amount)
+            except BudgetExceeded:
+                continue
+            return model
+        return None
+
+
+class _Bill:
+    """What one call has used so far, attempt by attempt, under one ledger hold."""
+
+    def __init__(self, tenant: str, hold_id: str) -> None:
+        self.tenant = tenant
+        self.hold_id = hold_id
+        self.attempts: list[AttemptUsage] = []
+
+    def charge(self, attempt: _Attempt) -> AttemptUsage:
+        """Record an attempt's usage once (a second call returns the same figures)."""
+        usage = attempt.usage()
+        if not attempt.charged:
+            attempt.charged = True
+            if usage.input_tokens or usage.output_tokens:
+                self.attempts.append(usage)
+        return usage
+
+    @property
+    def cost_micros(self) -> int:
+        """Total cost of the attempts so far."""
+        return sum(u.cost_micros for u in self.attempts)
+
+    @property
+    def tokens(self) -> int:
+        """Input plus output tokens of the attempts so far, for tokens-per-minute limits."""
+        return sum(u.input_tokens + u.output_tokens for u in self.attempts)
+
+    def total(self) -> AttemptUsage:
+        """All attempts summed, as Done.total reports it."""
+        return AttemptUsage(
+            "",
+            sum(u.input_tokens for u in self.attempts),
+            sum(u.output_tokens for u in self.attempts),
+            self.cost_micros,
+        )
 
 
 class _Attempt:
@@ -165,7 +232,7 @@ class _Attempt:
         self._decision = decision
         self.ttft_s: float | None = None
         self.stop_reason = ""
-        self.recorded = False
+        self.charged = False  # set by _Bill.charge
         self._reported: UsageReport | None = None
         self._streamed: list[str] = []
 
@@ -191,13 +258,14 @@ class _Attempt:
                     self.stop_reason = event.stop_reason
 
     def usage(self) -> AttemptUsage:
-        """The provider's figures; where a stream was cut before its final count, at least an
-        estimate from the text that was streamed."""
+        """The provider's figures; where a stream was cut before its final count, or a server
+        never reports usage (some OpenAI-compatible ones ignore include_usage), at least a
+        conservative estimate from the prompt and the text that was streamed."""
         text = "".join(self._streamed)
         reported = self._reported
         input_tokens = reported.input_tokens if reported else 0
         output_tokens = reported.output_tokens if reported else 0
-        if text and not self.stop_reason:
+        if text and (reported is None or not self.stop_reason):
             input_tokens = input_tokens or self._decision.prompt_tokens
             output_tokens = max(output_tokens, estimate_tokens(text))
         cost = self.model.price.cost_micros(input_tokens, output_tokens)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import replace
 
 import grpc
 
 from fareway.core.errors import FarewayError
 from fareway.routing.decision import Decision
 from fareway.server.auth import current_principal
+from fareway.server.budget_policy import apply_budget
 from fareway.server.convert import decode_request, encode_decision, encode_model, encode_usage
 from fareway.server.generation import Billed, Delta, FallbackTaken, Finished, Routed
 from fareway.server.runtime import Runtime
@@ -29,7 +31,8 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         started = self._rt.clock.monotonic()
         try:
             decision = await self._decide(request)
-            events = self._rt.generation.run(decision, started, context.time_remaining())
+            rate = self._rt.rates[decision.request.tenant]
+            events = self._rt.generation.run(decision, started, rate, context.time_remaining())
             async with aclosing(events) as stream:
                 async for event in stream:
                     yield _encode_event(event)
@@ -81,9 +84,16 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         return router_pb2.ListModelsResponse(models=models, tiers=self._rt.catalog.tiers)
 
     async def _decide(self, request: router_pb2.GenerateRequest) -> Decision:
-        policy = self._rt.policy_for(current_principal.get())
-        routed = decode_request(request, current_principal.get().tenant)
-        return await self._rt.router.decide(routed, policy)
+        principal = current_principal.get()
+        policy = self._rt.policy_for(principal)
+        budget = await self._rt.ledger.state(principal.tenant)
+        routed = replace(
+            decode_request(request, principal.tenant),
+            budget_remaining_micros=budget.remaining_micros,
+            tenant_latency_target_ms=budget.latency_target_ms,
+        )
+        decision = await self._rt.router.decide(routed, policy)
+        return apply_budget(decision, budget, self._rt.catalog)
 
 
 def _encode_event(

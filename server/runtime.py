@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fareway.budgets.ledger import Ledger
+from fareway.budgets.ledger import Ledger, RateLimit
 from fareway.budgets.memory import MemoryLedger
-from fareway.config.schema import FarewayConfig
+from fareway.budgets.redis import RedisLedger
+from fareway.budgets.sqlite import SqliteLedger
+from fareway.config.schema import FarewayConfig, LedgerSettings
 from fareway.core.clock import Clock
 from fareway.core.errors import PermissionDenied
 from fareway.providers.base import Provider
 from fareway.routing.catalog import Catalog, ModelSpec
+from fareway.routing.latency import LatencyStats
 from fareway.routing.router import Router, TenantPolicy
 from fareway.server.auth import KeyRing, Principal
 from fareway.server.generation import Generation
@@ -30,6 +33,7 @@ class Runtime:
     generation: Generation
     keys: KeyRing
     policies: dict[str, TenantPolicy]
+    rates: dict[str, RateLimit]
 
     def policy_for(self, principal: Principal) -> TenantPolicy:
         """The routing policy of a tenant caller; admins do not generate."""
@@ -45,9 +49,10 @@ class Runtime:
         return [m for m in self.catalog.models if allowed is None or m.id in allowed]
 
     async def aclose(self) -> None:
-        """Release provider connections."""
+        """Release provider connections and the ledger."""
         for provider in self.providers.values():
             await provider.aclose()
+        await self.ledger.aclose()
 
 
 async def build_runtime(
@@ -57,8 +62,8 @@ async def build_runtime(
     ledger: Ledger | None = None,
 ) -> Runtime:
     """Build the service from a validated configuration. `env` supplies keys (os.environ in
-    production, a dict in tests); `ledger` defaults to an in-memory one seeded from the
-    tenants' configured budgets."""
+    production, a dict in tests); `ledger` defaults to the configured one. Tenants the ledger
+    does not know yet get their configured budgets."""
     catalog = Catalog((m.spec() for m in config.models), config.tiers)
     strategies = {name: s.build(name, catalog) for name, s in config.strategies.items()}
     profiles = {m.id: m.sim.profile() for m in config.models}
@@ -67,10 +72,10 @@ async def build_runtime(
         for name, settings in config.providers.items()
     }
     if ledger is None:
-        ledger = MemoryLedger(clock)
-        for name, tenant in config.tenants.items():
-            limits = [limit.limit() for limit in tenant.budget]
-            await ledger.configure(name, limits, tenant.latency_target_ms)
+        ledger = build_ledger(config.ledger, clock, env)
+    for name, tenant in config.tenants.items():
+        limits = [limit.limit() for limit in tenant.budget]
+        await ledger.configure(name, limits, tenant.latency_target_ms, only_if_new=True)
     policies = {
         name: TenantPolicy(
             strategy=tenant.strategy or config.default_strategy,
@@ -81,14 +86,26 @@ async def build_runtime(
         )
         for name, tenant in config.tenants.items()
     }
+    latency = LatencyStats()
     return Runtime(
         config=config,
         clock=clock,
         catalog=catalog,
-        router=Router(catalog, strategies),
+        router=Router(catalog, strategies, latency),
         providers=providers,
         ledger=ledger,
-        generation=Generation(providers, ledger, clock, config.server.max_attempts),
+        generation=Generation(providers, ledger, clock, config.server.max_attempts, latency),
         keys=KeyRing.from_config(config, env),
         policies=policies,
+        rates={name: tenant.rate_limits.rate() for name, tenant in config.tenants.items()},
     )
+
+
+def build_ledger(settings: LedgerSettings, clock: Clock, env: Mapping[str, str]) -> Ledger:
+    """The configured ledger backend."""
+    if settings.type == "memory":
+        return MemoryLedger(clock, settings.hold_ttl_s)
+    if settings.type == "sqlite":
+        return SqliteLedger(settings.path, clock, settings.hold_ttl_s)
+    url = env.get(settings.url_env) or settings.url
+    return RedisLedger(url, clock, settings.hold_ttl_s, settings.prefix)

@@ -19,6 +19,7 @@ from fareway.core.errors import (
     NoModelFits,
     PermissionDenied,
     ProviderError,
+    RateLimitExceeded,
     StreamBroken,
     Unauthenticated,
 )
@@ -55,6 +56,11 @@ def _classify(error: FarewayError, now: datetime) -> tuple[int, list[Message]]:
         if error.resets_at is not None:
             details.append(_retry_info((error.resets_at - now).total_seconds()))
         return code_pb2.RESOURCE_EXHAUSTED, details
+    if isinstance(error, RateLimitExceeded):
+        return code_pb2.RESOURCE_EXHAUSTED, [
+            _quota_failure(f"tenant:{error.tenant}:{error.limit}", str(error)),
+            _retry_info(error.retry_after_s),
+        ]
     if isinstance(error, NoModelFits):
         return code_pb2.RESOURCE_EXHAUSTED, [_quota_failure("request:max_cost_micros", str(error))]
     if isinstance(error, AllCandidatesFailed):

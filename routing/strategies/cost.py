@@ -1,6 +1,7 @@
 """Cost-aware selection (F5): the best-quality model whose estimated cost fits the ceiling.
 
-The ceiling is the request's `hints.max_cost_micros`, else this strategy's configured default.
+The ceiling is the request's `hints.max_cost_micros` (else this strategy's configured default)
+or the tenant's remaining budget, whichever is lower.
 Models above it are not ranked at all; when none fits, the request is refused rather than
 quietly served by a model the caller said it could not afford.
 """
@@ -48,7 +49,9 @@ class CostStrategy:
     async def rank(
         self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
     ) -> Ranking:
-        ceiling = request.hints.max_cost_micros or self._default_ceiling
+        ceiling = _tightest(
+            request.hints.max_cost_micros or self._default_ceiling, request.budget_remaining_micros
+        )
         costs = {
             m.id: estimate_cost_micros(m, features.prompt_tokens, request.max_tokens)
             for m in eligible
@@ -71,3 +74,8 @@ class CostStrategy:
         if ceiling is not None:
             signals["cost.ceiling_micros"] = float(ceiling)
         return Ranking([Scored(m, m.quality) for m in ranked], reason, signals)
+
+
+def _tightest(*ceilings: int | None) -> int | None:
+    present = [c for c in ceilings if c is not None]
+    return min(present) if present else None

@@ -39,13 +39,14 @@ def wait_until_serving(target: str, process: subprocess.Popen[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def target() -> Iterator[str]:
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`fareway serve` with the embedded default configuration and no provider key."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     process = subprocess.Popen(
         [*FAREWAY, "serve", "--port", str(port)],
         env=env,
+        cwd=tmp_path_factory.mktemp("serve"),  # the default sqlite ledger file goes there
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

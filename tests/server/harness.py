@@ -26,6 +26,7 @@ ADMIN_KEY = "test-admin-key"
 # `{provider}` lets a test serve the same catalog through a loopback Anthropic server instead.
 CONFIG_TEMPLATE = """
 server: {{max_attempts: 3, grace_s: 1}}
+ledger: {{type: memory}}
 providers:
   sim: {{type: sim}}
   upstream:
@@ -34,6 +35,10 @@ providers:
     base_url: {base_url}
     simulate_without_key: false
     timeout_s: 30
+  compatible:
+    type: openai
+    api_key_env: TEST_OPENAI_KEY
+    base_url: {base_url}
 models:
   - {{id: fast-1, provider: {provider}, provider_model_id: up-fast, tier: fast,
       input_usd_per_mtok: 1, output_usd_per_mtok: 5, context_window: {fast_context_window},
@@ -61,6 +66,7 @@ tenants:
     api_keys: [{{env: ACME_KEY}}]
     budget: [{{window: day, cap_usd: {day_cap_usd}}}]
     latency_target_ms: 5000
+    rate_limits: {{requests_per_minute: {requests_per_minute}}}
   other:
     api_keys: [{{env: OTHER_KEY}}]
 admin_keys: [{{env: ADMIN_KEY}}]
@@ -71,6 +77,7 @@ ENV = {
     "OTHER_KEY": OTHER_KEY,
     "ADMIN_KEY": ADMIN_KEY,
     "TEST_ANTHROPIC_KEY": "sk-test",
+    "TEST_OPENAI_KEY": "sk-openai-test",
 }
 
 
@@ -79,13 +86,16 @@ def make_config(
     base_url: str = "http://127.0.0.1:9",
     day_cap_usd: float = 100,
     fast_context_window: int = 200_000,
+    requests_per_minute: int = 10_000,
 ) -> FarewayConfig:
-    """The test configuration, its models served by `provider` ("sim" or "upstream")."""
+    """The test configuration, its models served by `provider`: "sim", "upstream" (Anthropic
+    at `base_url`) or "compatible" (OpenAI-compatible at `base_url`)."""
     text = CONFIG_TEMPLATE.format(
         provider=provider,
         base_url=base_url,
         day_cap_usd=day_cap_usd,
         fast_context_window=fast_context_window,
+        requests_per_minute=requests_per_minute,
     )
     return parse_config(text, "<test config>")
 

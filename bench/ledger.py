@@ -1,0 +1,225 @@
+"""Ledger throughput: hold + settle pairs per second for each backend, side by side.
+
+One operation is what every billed request costs the ledger: `hold` an estimate against a
+capped tenant, then `settle` the actual cost with its tokens. N asyncio workers share a fixed
+number of operations; each (backend, workers) cell is the median of several runs, each on a
+fresh store (a new memory ledger, a new SQLite file, a new Redis key prefix). Ratios compare
+each backend with the memory ledger measured in the same invocation, so they are comparable
+even when the machine is not.
+
+    python bench/ledger.py                      # memory, sqlite, redis; 1 and 16 workers
+    python bench/ledger.py --ops 20000 --runs 7 --workers 1 4 16 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import redis
+
+from fareway.budgets.ledger import Ledger, Limit
+from fareway.budgets.memory import MemoryLedger
+from fareway.budgets.redis import RedisLedger
+from fareway.budgets.sqlite import SqliteLedger
+from fareway.budgets.windows import Window
+from fareway.core.clock import SystemClock
+
+BACKENDS = ("memory", "sqlite", "redis")
+TENANT = "bench"
+HOLD_MICROS = 2_000
+SETTLE_MICROS = 1_500
+TOKENS = 300
+
+
+@dataclass(frozen=True)
+class Options:
+    ops: int
+    workers: tuple[int, ...]
+    runs: int
+    backends: tuple[str, ...]
+    redis_url: str
+    directory: Path | None  # None: a temporary folder, removed afterwards
+
+
+def parse_args(argv: Sequence[str]) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python bench/ledger.py",
+        description=(
+            "Measure ledger throughput: hold + settle operations per second for each backend "
+            "and number of concurrent asyncio workers, as the median of several runs, printed "
+            "as a markdown table with each backend's ratio to the memory ledger."
+        ),
+    )
+    parser.add_argument(
+        "--ops", type=int, default=5_000, help="operations (hold + settle) per run (5000)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 16],
+        help="concurrent asyncio workers sharing the operations; one column each (1 16)",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="runs per cell; the median (5)")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=BACKENDS,
+        default=list(BACKENDS),
+        help="which ledgers to measure (all); memory is always measured, for the ratios",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("FAREWAY_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="Redis for the redis backend ($FAREWAY_REDIS_URL or redis://127.0.0.1:6379/0); "
+        "the benchmark writes under a fresh key prefix and deletes it afterwards",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="folder for the SQLite files (a temporary folder); its disk sets the speed",
+    )
+    args = parser.parse_args(argv)
+    if args.ops < max(args.workers) or args.runs < 1 or min(args.workers) < 1:
+        parser.error("need --runs >= 1, --workers >= 1 and --ops >= the largest --workers")
+    backends = ("memory", *(b for b in args.backends if b != "memory"))
+    return Options(
+        ops=args.ops,
+        workers=tuple(args.workers),
+        runs=args.runs,
+        backends=backends,
+        redis_url=args.redis_url,
+        directory=args.dir,
+    )
+
+
+async def run_once(ledger: Ledger, ops: int, workers: int) -> float:
+    """Operations per second for `ops` hold + settle pairs shared by `workers` tasks."""
+    await ledger.configure(TENANT, [Limit(Window.DAY, 10**15)])
+    await ledger.hold(TENANT, "warm-up", 1)  # opens files and connections, loads scripts
+    await ledger.settle(TENANT, "warm-up", 1)
+
+    async def worker(number: int, count: int) -> None:
+        for i in range(count):
+            hold_id = f"w{number}-{i}"
+            await ledger.hold(TENANT, hold_id, HOLD_MICROS)
+            await ledger.settle(TENANT, hold_id, SETTLE_MICROS, tokens=TOKENS)
+
+    shares = [ops // workers + (1 if n < ops % workers else 0) for n in range(workers)]
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(n, share) for n, share in enumerate(shares)))
+    return ops / (time.perf_counter() - started)
+
+
+async def measure(backend: str, options: Options, workers: int) -> float:
+    """The median throughput of `options.runs` runs, each on a fresh store."""
+    results = []
+    for run in range(options.runs):
+        ledger, cleanup = open_ledger(backend, options, f"{workers}w-run{run}")
+        try:
+            results.append(await run_once(ledger, options.ops, workers))
+        finally:
+            await ledger.aclose()
+            await asyncio.to_thread(cleanup)
+    return statistics.median(results)
+
+
+def open_ledger(backend: str, options: Options, name: str) -> tuple[Ledger, Callable[[], None]]:
+    """A ledger on a fresh store, and how to remove that store afterwards (blocking)."""
+    clock = SystemClock()
+    if backend == "memory":
+        return MemoryLedger(clock), lambda: None
+    if backend == "sqlite":
+        assert options.directory is not None, "main() fills in the folder"
+        path = options.directory / f"ledger-{name}.db"
+        return SqliteLedger(path, clock), lambda: _remove_sqlite(path)
+    prefix = f"fareway-bench-{uuid.uuid4().hex}"
+    ledger = RedisLedger(options.redis_url, clock, prefix=prefix)
+    return ledger, lambda: _delete_keys(options.redis_url, prefix)
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _delete_keys(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1_000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def redis_answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def table(figures: dict[str, dict[int, float]], workers: Sequence[int]) -> str:
+    """Markdown: one row per backend; per worker count, ops/s and the ratio to memory."""
+    header = ["backend"]
+    for count in workers:
+        label = "worker" if count == 1 else "workers"
+        header += [f"{count} {label}: ops/s", "vs memory"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
+    for backend, cells in figures.items():
+        row = [backend]
+        for count in workers:
+            row += [f"{cells[count]:,.0f}", f"{cells[count] / figures['memory'][count]:.3f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def describe(options: Options) -> str:
+    return (
+        f"{options.ops} hold+settle operations per run, median of {options.runs} runs; "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"redis-py {redis.__version__}, {os.cpu_count()} CPUs"
+    )
+
+
+async def main(argv: Sequence[str]) -> None:
+    options = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="fareway-bench-") as scratch:
+        await run(replace(options, directory=options.directory or Path(scratch)))
+
+
+async def run(options: Options) -> None:
+    backends = list(options.backends)
+    if "redis" in backends and not redis_answers(options.redis_url):
+        print(f"no Redis at {options.redis_url}: leaving the redis row out", file=sys.stderr)
+        backends.remove("redis")
+    figures: dict[str, dict[int, float]] = {}
+    for backend in backends:
+        figures[backend] = {}
+        for workers in options.workers:
+            figures[backend][workers] = await measure(backend, options, workers)
+            print(f"measured {backend} with {workers} worker(s)", file=sys.stderr)
+    print(describe(options))
+    print()
+    print(table(figures, options.workers))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))

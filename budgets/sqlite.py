@@ -1,0 +1,342 @@
+"""The SQLite ledger: the durable embedded default, one file that several processes on one
+machine may share.
+
+Durability: WAL journal with `synchronous=NORMAL`. Once COMMIT returns, the transaction is in
+the WAL file (written to the operating system, not yet fsynced), so a settled charge survives
+`kill -9` of the server process; only an operating-system crash or power loss can lose the
+last few transactions, and even then the file stays consistent. `FULL` would fsync every
+commit to close that last gap, at the price of a disk flush per hold and settle: not worth it
+for a ledger whose worst loss is a few seconds of under-counted spend.
+
+Atomicity across processes: every write is one `BEGIN IMMEDIATE` transaction, which takes the
+file's write lock before its first read, so "check every cap, then hold" cannot interleave
+with another process's; `busy_timeout` makes a second writer wait for the lock instead of
+failing. A refused hold rolls back, holding nothing.
+
+Blocking: sqlite3 calls block, so each ledger owns one worker thread (a single-thread
+executor) that opens the one connection and runs every statement: the event loop never waits
+on the disk, calls are serialised without a lock, and the connection never changes thread.
+
+Schema (PRAGMA user_version 1; instants are epoch milliseconds from the injected clock):
+
+    tenants  (tenant PK, limits JSON or NULL until configured, latency_target_ms,
+              latency_met, latency_total)
+    spend    (tenant, window_key, micros)        PK (tenant, window_key); keys from windows.py
+    holds    (tenant, hold_id, amount, expires_at)  PK (tenant, hold_id); expired rows ignored,
+                                                 purged by the next hold
+    settled  (tenant, hold_id, settled_at)       PK (tenant, hold_id); kept SETTLED_RETENTION
+    minutes  (tenant PK, minute_key, requests, tokens)   the current minute only
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from fareway.budgets.accounting import (
+    SETTLED_RETENTION,
+    budget_state,
+    check_admit,
+    check_hold,
+    epoch_ms,
+    limit_states,
+    window_keys,
+)
+from fareway.budgets.codec import decode_limits, encode_limits
+from fareway.budgets.ledger import BudgetState, Limit, RateLimit, minute_key
+from fareway.core.clock import Clock
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS tenants (
+        tenant TEXT PRIMARY KEY,
+        limits TEXT,
+        latency_target_ms INTEGER NOT NULL DEFAULT 0,
+        latency_met INTEGER NOT NULL DEFAULT 0,
+        latency_total INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS spend (
+        tenant TEXT NOT NULL, window_key TEXT NOT NULL, micros INTEGER NOT NULL,
+        PRIMARY KEY (tenant, window_key))""",
+    """CREATE TABLE IF NOT EXISTS holds (
+        tenant TEXT NOT NULL, hold_id TEXT NOT NULL, amount INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, hold_id))""",
+    "CREATE INDEX IF NOT EXISTS holds_by_expiry ON holds (expires_at)",
+    """CREATE TABLE IF NOT EXISTS settled (
+        tenant TEXT NOT NULL, hold_id TEXT NOT NULL, settled_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, hold_id))""",
+    "CREATE INDEX IF NOT EXISTS settled_by_age ON settled (settled_at)",
+    """CREATE TABLE IF NOT EXISTS minutes (
+        tenant TEXT PRIMARY KEY, minute_key TEXT NOT NULL,
+        requests INTEGER NOT NULL, tokens INTEGER NOT NULL)""",
+)
+
+# Adds to the tenant's minute counters, starting them afresh when the stored row belongs to an
+# earlier minute. SQLite evaluates every SET expression against the old row.
+ADD_TO_MINUTE = """
+    INSERT INTO minutes (tenant, minute_key, requests, tokens) VALUES (?, ?, ?, ?)
+    ON CONFLICT (tenant) DO UPDATE SET
+        requests = excluded.requests
+            + CASE WHEN minute_key = excluded.minute_key THEN requests ELSE 0 END,
+        tokens = excluded.tokens
+            + CASE WHEN minute_key = excluded.minute_key THEN tokens ELSE 0 END,
+        minute_key = excluded.minute_key"""
+
+
+class SqliteLedger:
+    """A Ledger in one SQLite file; see the module docstring for durability and atomicity."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        clock: Clock,
+        hold_ttl_s: float = 900.0,
+        *,
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        self._path = str(path)
+        self._clock = clock
+        self._ttl_ms = round(hold_ttl_s * 1000)
+        self._busy_timeout_ms = round(busy_timeout_s * 1000)
+        # One thread owns the connection: it is opened there on first use and used nowhere else.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fareway-sqlite")
+        self._db: sqlite3.Connection | None = None
+        self._closed = False
+
+    async def configure(
+        self,
+        tenant: str,
+        limits: Sequence[Limit],
+        latency_target_ms: int | None = None,
+        *,
+        only_if_new: bool = False,
+    ) -> None:
+        encoded = encode_limits(limits)
+
+        def job(db: sqlite3.Connection) -> None:
+            if only_if_new and self._limits(db, tenant) is not None:
+                return
+            db.execute(
+                "INSERT INTO tenants (tenant, limits) VALUES (?, ?)"
+                " ON CONFLICT (tenant) DO UPDATE SET limits = excluded.limits",
+                (tenant, encoded),
+            )
+            if latency_target_ms is not None:
+                db.execute(
+                    "UPDATE tenants SET latency_target_ms = ? WHERE tenant = ?",
+                    (latency_target_ms, tenant),
+                )
+
+        await self._write(job)
+
+    async def state(self, tenant: str) -> BudgetState:
+        now = self._clock.now()
+
+        def job(db: sqlite3.Connection) -> BudgetState:
+            row = db.execute(
+                "SELECT latency_target_ms, latency_met, latency_total FROM tenants"
+                " WHERE tenant = ?",
+                (tenant,),
+            ).fetchone()
+            target, met, total = row or (0, 0, 0)
+            states = limit_states(
+                self._limits(db, tenant) or (),
+                self._spent(db, tenant, now),
+                self._reserved(db, tenant, now, exclude_hold=None),
+                now,
+            )
+            return budget_state(tenant, states, target, met, total)
+
+        return await self._read(job)
+
+    async def hold(self, tenant: str, hold_id: str, amount_micros: int) -> None:
+        now = self._clock.now()
+        now_ms = epoch_ms(now)
+
+        def job(db: sqlite3.Connection) -> None:
+            if self._is_settled(db, tenant, hold_id):
+                return  # a late hold must not reserve money that nothing will release
+            db.execute("DELETE FROM holds WHERE expires_at <= ?", (now_ms,))
+            limits = self._limits(db, tenant)
+            if limits:
+                states = limit_states(
+                    limits,
+                    self._spent(db, tenant, now),
+                    self._reserved(db, tenant, now, exclude_hold=hold_id),
+                    now,
+                )
+                check_hold(tenant, states, amount_micros)  # raising rolls back: nothing held
+            db.execute(
+                "INSERT INTO holds (tenant, hold_id, amount, expires_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (tenant, hold_id) DO UPDATE"
+                " SET amount = excluded.amount, expires_at = excluded.expires_at",
+                (tenant, hold_id, amount_micros, now_ms + self._ttl_ms),
+            )
+
+        await self._write(job)
+
+    async def settle(self, tenant: str, hold_id: str, actual_micros: int, tokens: int = 0) -> None:
+        now = self._clock.now()
+        now_ms = epoch_ms(now)
+
+        def job(db: sqlite3.Connection) -> None:
+            marked = db.execute(
+                "INSERT OR IGNORE INTO settled (tenant, hold_id, settled_at) VALUES (?, ?, ?)",
+                (tenant, hold_id, now_ms),
+            )
+            if marked.rowcount == 0:
+                return  # settled before: charge once
+            db.execute("DELETE FROM holds WHERE tenant = ? AND hold_id = ?", (tenant, hold_id))
+            db.executemany(
+                "INSERT INTO spend (tenant, window_key, micros) VALUES (?, ?, ?)"
+                " ON CONFLICT (tenant, window_key) DO UPDATE SET micros = micros + excluded.micros",
+                [(tenant, key, actual_micros) for key in window_keys(now).values()],
+            )
+            db.execute(ADD_TO_MINUTE, (tenant, minute_key(now), 0, tokens))
+            forget_before = now_ms - round(SETTLED_RETENTION.total_seconds() * 1000)
+            db.execute("DELETE FROM settled WHERE settled_at < ?", (forget_before,))
+
+        await self._write(job)
+
+    async def admit(self, tenant: str, rate: RateLimit) -> None:
+        now = self._clock.now()
+        minute = minute_key(now)
+
+        def job(db: sqlite3.Connection) -> None:
+            row = db.execute(
+                "SELECT requests, tokens FROM minutes WHERE tenant = ? AND minute_key = ?",
+                (tenant, minute),
+            ).fetchone()
+            requests, tokens = row or (0, 0)
+            check_admit(tenant, rate, requests, tokens, now)
+            db.execute(ADD_TO_MINUTE, (tenant, minute, 1, 0))
+
+        await self._write(job)
+
+    async def record_latency(self, tenant: str, met_target: bool) -> None:
+        def job(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO tenants (tenant, latency_met, latency_total) VALUES (?, ?, 1)"
+                " ON CONFLICT (tenant) DO UPDATE SET latency_met = latency_met"
+                " + excluded.latency_met, latency_total = latency_total + 1",
+                (tenant, int(met_target)),
+            )
+
+        await self._write(job)
+
+    async def aclose(self) -> None:
+        """Close the connection on its own thread, then let the thread go. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=False)
+
+    # --- on the worker thread -------------------------------------------------------------
+
+    async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._submit(job, "BEGIN IMMEDIATE")
+
+    async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        # A deferred transaction: one consistent snapshot, and readers never wait for writers.
+        return await self._submit(job, "BEGIN")
+
+    async def _submit(self, job: Callable[[sqlite3.Connection], T], begin: str) -> T:
+        # If the caller is cancelled the job still runs to COMMIT or ROLLBACK: never half a write.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._transaction, job, begin)
+
+    def _transaction(self, job: Callable[[sqlite3.Connection], T], begin: str) -> T:
+        return transaction(self._connection(), begin, job)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = open_database(self._path, self._busy_timeout_ms)
+        return self._db
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @staticmethod
+    def _limits(db: sqlite3.Connection, tenant: str) -> tuple[Limit, ...] | None:
+        """The tenant's limits, or None when it was never configured."""
+        row = db.execute("SELECT limits FROM tenants WHERE tenant = ?", (tenant,)).fetchone()
+        return None if row is None or row[0] is None else decode_limits(row[0])
+
+    @staticmethod
+    def _spent(db: sqlite3.Connection, tenant: str, now: datetime) -> dict[str, int]:
+        keys = list(window_keys(now).values())
+        rows = db.execute(
+            "SELECT window_key, micros FROM spend WHERE tenant = ?"
+            f" AND window_key IN ({', '.join('?' * len(keys))})",
+            (tenant, *keys),
+        )
+        return {key: micros for key, micros in rows}
+
+    @staticmethod
+    def _reserved(
+        db: sqlite3.Connection, tenant: str, now: datetime, exclude_hold: str | None
+    ) -> int:
+        """Live holds' total, net of `exclude_hold` (`hold_id = NULL` matches nothing)."""
+        row = db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN hold_id = ? THEN 0 ELSE amount END), 0) FROM holds"
+            " WHERE tenant = ? AND expires_at > ?",
+            (exclude_hold, tenant, epoch_ms(now)),
+        ).fetchone()
+        return int(row[0])
+
+    @staticmethod
+    def _is_settled(db: sqlite3.Connection, tenant: str, hold_id: str) -> bool:
+        row = db.execute(
+            "SELECT 1 FROM settled WHERE tenant = ? AND hold_id = ?", (tenant, hold_id)
+        ).fetchone()
+        return row is not None
+
+
+def open_database(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    """Open `path` in WAL mode and create the schema if it is missing."""
+    # Autocommit mode (isolation_level=None): transactions are only the ones we BEGIN.
+    db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # see the module docstring: survives kill -9
+        transaction(db, "BEGIN IMMEDIATE", lambda db: create_schema(db, path))
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def create_schema(db: sqlite3.Connection, path: str) -> None:
+    """Create missing tables; refuse a file written by a newer schema rather than misread it."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"ledger file {path} has schema version {version}; this fareway reads up to "
+            f"{SCHEMA_VERSION}: upgrade fareway or point it at another file"
+        )
+    for statement in SCHEMA:
+        db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def transaction(db: sqlite3.Connection, begin: str, job: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `job` between `begin` and COMMIT; roll back and re-raise if it raises."""
+    db.execute(begin)
+    try:
+        result = job(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result

@@ -1,0 +1,62 @@
+"""A separate process on a SQLite ledger file, driven by test_sqlite_ledger.
+
+    python sqlite_child.py settle PATH START   settle 100 micro-USD after another, printing
+                                               each settle's number once it has returned;
+                                               never exits (the test kills it with SIGKILL)
+    python sqlite_child.py hold PATH START N   print "ready", wait for a line on stdin, race
+                                               N holds of 30, print how many were granted
+
+START is the ISO time of the ManualClock, so both sides agree on the window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import datetime
+
+from fareway.budgets.sqlite import SqliteLedger
+from fareway.core.clock import ManualClock
+from fareway.core.errors import BudgetExceeded
+
+TENANT = "acme"
+CHARGE_MICROS = 100
+HOLD_MICROS = 30
+
+
+async def settle_forever(ledger: SqliteLedger) -> None:
+    number = 0
+    while True:
+        number += 1
+        await ledger.hold(TENANT, f"h{number}", CHARGE_MICROS)
+        await ledger.settle(TENANT, f"h{number}", CHARGE_MICROS)
+        print(number, flush=True)
+
+
+async def race_holds(ledger: SqliteLedger, count: int) -> None:
+    await ledger.state(TENANT)  # open the file before the start line, so all start at once
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    name = f"pid{os.getpid()}"
+    results = await asyncio.gather(
+        *(ledger.hold(TENANT, f"{name}-{i}", HOLD_MICROS) for i in range(count)),
+        return_exceptions=True,
+    )
+    if not all(r is None or isinstance(r, BudgetExceeded) for r in results):
+        raise RuntimeError(f"unexpected results: {results}")
+    print(sum(r is None for r in results), flush=True)
+    await ledger.aclose()
+
+
+def main(argv: list[str]) -> None:
+    mode, path, start = argv[:3]
+    ledger = SqliteLedger(path, ManualClock(datetime.fromisoformat(start)))
+    if mode == "settle":
+        asyncio.run(settle_forever(ledger))
+    else:
+        asyncio.run(race_holds(ledger, int(argv[3])))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
