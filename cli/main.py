@@ -1,4 +1,4 @@
-"""`fareway`: serve, chat, route, models, health. See `fareway <command> --help`."""
+"""`fareway`: serve, chat, route, models, budget, health. See `fareway <command> --help`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,25 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 
 import grpc
 
-from fareway.client import DEFAULT_TARGET, Client, build_request
-from fareway.v1 import router_pb2
+from fareway.client import (
+    DEFAULT_TARGET,
+    Budget,
+    BudgetLimit,
+    Client,
+    Decision,
+    Done,
+    Escalation,
+    Fallback,
+    FarewayError,
+    OnExceed,
+    RequestOptions,
+    TextDelta,
+    Window,
+)
 
 DEMO_KEY = "fareway-demo-key"
 
@@ -23,7 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
         return status
-    except grpc.RpcError as error:
+    except FarewayError as error:
+        print(f"error: {error.code.name}: {error.message}", file=sys.stderr)
+        return 1
+    except grpc.RpcError as error:  # `health` calls grpc directly
         print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -51,6 +68,26 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the models this key may use")
     _add_connection_options(models)
     models.set_defaults(run=_models)
+
+    budget = commands.add_parser("budget", help="show or set a tenant's cost caps")
+    budget_commands = budget.add_subparsers(required=True, metavar="action")
+    get = budget_commands.add_parser("get", help="caps, spend and holds of a tenant")
+    _add_connection_options(get)
+    get.add_argument("--tenant", default="", help="tenant (default: the key's own)")
+    get.set_defaults(run=_budget_get)
+    put = budget_commands.add_parser("set", help="replace a tenant's caps (admin key)")
+    _add_connection_options(put)
+    put.add_argument("--tenant", required=True)
+    for window in Window:
+        put.add_argument(
+            f"--{window.value}", type=Decimal, metavar="USD", help=f"hard cap per {window.value}"
+        )
+    put.add_argument("--soft", type=float, default=0.0, help="downgrade above this fraction")
+    put.add_argument(
+        "--on-exceed", choices=[o.value for o in OnExceed], default=OnExceed.REJECT.value
+    )
+    put.add_argument("--latency-target-ms", type=int, help="time-to-first-token target")
+    put.set_defaults(run=_budget_set)
 
     health = commands.add_parser("health", help="exit 0 when the server reports SERVING")
     _add_connection_options(health)
@@ -85,12 +122,11 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.target, args.api_key, args.timeout)
+    return Client(args.target, args.api_key, timeout_s=args.timeout)
 
 
-def _request(args: argparse.Namespace) -> router_pb2.GenerateRequest:
-    return build_request(
-        args.prompt,
+def _options(args: argparse.Namespace) -> RequestOptions:
+    return RequestOptions(
         max_tokens=args.max_tokens,
         system=args.system,
         strategy=args.strategy,
@@ -119,36 +155,39 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _chat(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        for event in client.generate(_request(args)):
-            kind = event.WhichOneof("event")
-            if kind == "decision":
-                d = event.decision
-                print(f"[{d.model} · {d.tier} · {d.strategy}] {d.reason}", file=sys.stderr)
-            elif kind == "delta":
-                print(event.delta.text, end="", flush=True)
-            elif kind == "fallback":
-                f = event.fallback
-                print(f"\n[fallback {f.from_model} → {f.to_model}: {f.error}]", file=sys.stderr)
-            elif kind == "done":
-                total = event.done.total
-                print()
-                print(
-                    f"[{event.done.stop_reason} · {total.input_tokens} in / "
-                    f"{total.output_tokens} out · ${total.cost_micros / 1e6:.6f} · "
-                    f"first token {event.done.ttft_ms} ms]",
-                    file=sys.stderr,
-                )
+        for event in client.generate(args.prompt, **_options(args)):
+            match event:
+                case Decision() as d:
+                    print(f"[{d.model} · {d.tier} · {d.strategy}] {d.reason}", file=sys.stderr)
+                case TextDelta(text=text):
+                    print(text, end="", flush=True)
+                case Fallback() as f:
+                    print(f"\n[fallback {f.from_model} → {f.to_model}: {f.error}]", file=sys.stderr)
+                case Escalation() as e:
+                    dropped = " (the text above is dropped)" if e.discard_previous else ""
+                    print(
+                        f"\n[escalation {e.from_model} → {e.to_model}: {e.reason}{dropped}]",
+                        file=sys.stderr,
+                    )
+                case Done(total=total) as done:
+                    print()
+                    print(
+                        f"[{done.stop_reason} · {total.input_tokens} in / "
+                        f"{total.output_tokens} out · ${total.cost_micros / 1e6:.6f} · "
+                        f"first token {done.ttft_ms} ms]",
+                        file=sys.stderr,
+                    )
     return 0
 
 
 def _route(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        d = client.route(_request(args))
+        d = client.route(args.prompt, **_options(args))
     print(f"model:     {d.model} ({d.provider}, {d.tier} tier)")
     print(f"strategy:  {d.strategy}")
     print(f"why:       {d.reason}")
     print(f"estimate:  ${d.estimated_cost_micros / 1e6:.6f} at most")
-    if d.HasField("budget_remaining_micros"):
+    if d.budget_remaining_micros is not None:
         print(f"budget:    ${d.budget_remaining_micros / 1e6:.2f} left")
     print("candidates:")
     for c in d.candidates:
@@ -159,11 +198,11 @@ def _route(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        reply = client.list_models()
+        models = client.list_models()
     print(
         f"{'model':<24} {'tier':<10} {'provider':<12} {'$/Mtok in':>10} {'$/Mtok out':>11}  notes"
     )
-    for m in reply.models:
+    for m in models:
         notes = [*m.capabilities, *(["simulated"] if m.simulated else [])]
         if not m.healthy:
             notes.append("unhealthy")
@@ -174,6 +213,44 @@ def _models(args: argparse.Namespace) -> int:
             f"  {', '.join(notes)}"
         )
     return 0
+
+
+def _budget_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print_budget(client.get_budget(args.tenant))
+    return 0
+
+
+def _budget_set(args: argparse.Namespace) -> int:
+    limits = [
+        BudgetLimit(
+            window,
+            int(getattr(args, window.value) * 1_000_000),
+            args.soft,
+            OnExceed(args.on_exceed),
+        )
+        for window in Window
+        if getattr(args, window.value) is not None
+    ]
+    with _client(args) as client:
+        _print_budget(client.set_budget(args.tenant, limits, args.latency_target_ms))
+    return 0
+
+
+def _print_budget(budget: Budget) -> None:
+    print(f"tenant {budget.tenant}")
+    if not budget.limits:
+        print("  no caps")
+    for limit in budget.limits:
+        resets = f", resets {limit.resets_at:%Y-%m-%d %H:%M} UTC" if limit.resets_at else ""
+        print(
+            f"  {limit.window.value:<6} cap ${limit.cap_micros / 1e6:.2f}: "
+            f"spent ${limit.spent_micros / 1e6:.6f}, held ${limit.reserved_micros / 1e6:.6f}, "
+            f"left ${limit.remaining_micros / 1e6:.6f}; soft {limit.soft_fraction:.0%}, "
+            f"on exceed {limit.on_exceed.value}{resets}"
+        )
+    target = f"{budget.latency_target_ms} ms" if budget.latency_target_ms else "none"
+    print(f"  latency target {target}, met by {budget.latency_attainment:.0%} of requests")
 
 
 def _health(args: argparse.Namespace) -> int:

@@ -1,5 +1,80 @@
-"""Python client for fareway over the generated fareway.v1 stubs."""
+"""The Python client for fareway: `Client` (blocking) and `AsyncClient` (asyncio).
 
-from fareway.client.client import DEFAULT_TARGET, Client, build_request
+    from fareway.client import Client, TextDelta
 
-__all__ = ["DEFAULT_TARGET", "Client", "build_request"]
+    with Client("127.0.0.1:50051", api_key="fareway-demo-key") as client:
+        for event in client.generate("Classify this: spam or not?", max_tokens=200):
+            if isinstance(event, TextDelta):
+                print(event.text, end="")
+
+Results are frozen dataclasses (`fareway.client.types`); failed calls raise the exceptions of
+`fareway.client.errors`.
+"""
+
+from fareway.client.aio import AsyncClient
+from fareway.client.convert import DEFAULT_TARGET
+from fareway.client.errors import (
+    Aborted,
+    DeadlineExceeded,
+    FarewayError,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    UnexpectedStatus,
+    from_rpc_error,
+)
+from fareway.client.sync import Client
+from fareway.client.types import (
+    Budget,
+    BudgetLimit,
+    Candidate,
+    Completion,
+    Decision,
+    Done,
+    Escalation,
+    Fallback,
+    ModelInfo,
+    OnExceed,
+    Prompt,
+    RequestOptions,
+    Role,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    Window,
+)
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "Aborted",
+    "AsyncClient",
+    "Budget",
+    "BudgetLimit",
+    "Candidate",
+    "Client",
+    "Completion",
+    "DeadlineExceeded",
+    "Decision",
+    "Done",
+    "Escalation",
+    "Fallback",
+    "FarewayError",
+    "InvalidArgument",
+    "ModelInfo",
+    "OnExceed",
+    "PermissionDenied",
+    "Prompt",
+    "RequestOptions",
+    "ResourceExhausted",
+    "Role",
+    "StreamEvent",
+    "TextDelta",
+    "Unauthenticated",
+    "Unavailable",
+    "UnexpectedStatus",
+    "Usage",
+    "Window",
+    "from_rpc_error",
+]

@@ -114,13 +114,17 @@ class Generation:
         try:
             state = await self._ledger.state(request.tenant)
             yield Routed(decision, state.remaining_micros)
-            async for event in self._attempts(decision, bill, started_at, timeout_s):
-                yield event
-                if isinstance(event, Finished):
-                    target = request.hints.latency_target_ms or state.latency_target_ms
-                    if target:
-                        met = event.ttft_ms <= target
-                        await self._ledger.record_latency(request.tenant, met)
+            # aclosing: when the caller goes away mid-stream, the attempt must be closed (and
+            # charged) before the finally below settles the bill.
+            attempts = self._attempts(decision, bill, started_at, timeout_s)
+            async with aclosing(attempts) as events:
+                async for event in events:
+                    yield event
+                    if isinstance(event, Finished):
+                        target = request.latency_target_ms
+                        if target:
+                            met = event.ttft_ms <= target
+                            await self._ledger.record_latency(request.tenant, met)
         finally:
             await self._ledger.settle(bill.tenant, bill.hold_id, bill.cost_micros, bill.tokens)
 
@@ -137,11 +141,13 @@ class Generation:
             attempt_started = self._clock.monotonic()
             first_token_at = 0.0
             try:
-                async for event in attempt.stream(self._providers[model.provider], timeout_s):
-                    if attempt.ttft_s is None:
-                        first_token_at = self._clock.monotonic()
-                        attempt.ttft_s = first_token_at - started_at
-                    yield event
+                stream = attempt.stream(self._providers[model.provider], timeout_s)
+                async with aclosing(stream) as deltas:
+                    async for event in deltas:
+                        if attempt.ttft_s is None:
+                            first_token_at = self._clock.monotonic()
+                            attempt.ttft_s = first_token_at - started_at
+                        yield event
             except ProviderError as error:
                 error.model = model.id
                 self._latency.record_failure(model.id)

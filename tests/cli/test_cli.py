@@ -136,3 +136,26 @@ def test_invalid_configuration_names_line_and_field(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert f"{config}:2: server.port:" in result.stderr
+
+
+def test_budget_get_shows_the_callers_caps(target: str) -> None:
+    result = fareway(target, "budget", "get")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("tenant demo\n")
+    assert "day    cap $10.00" in result.stdout
+    assert "month  cap $100.00" in result.stdout
+    assert "latency target 2000 ms" in result.stdout
+
+
+def test_budget_set_needs_the_admin_key_and_replaces_the_caps(target: str) -> None:
+    args = ("budget", "set", "--tenant", "demo", "--day", "12.5", "--soft", "0.5")
+    refused = fareway(target, *args)
+    accepted = fareway(target, *args, "--api-key", "fareway-admin-key")
+
+    assert refused.returncode == 1
+    assert "error: PERMISSION_DENIED: SetBudget needs an admin key" in refused.stderr
+    assert accepted.returncode == 0, accepted.stderr
+    assert "day    cap $12.50" in accepted.stdout
+    assert "soft 50%, on exceed reject" in accepted.stdout
+    assert "month" not in accepted.stdout, "set replaces the limits"

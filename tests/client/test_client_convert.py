@@ -1,0 +1,185 @@
+"""Requests built from prompts and options, and replies decoded into the client's dataclasses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from google.protobuf import timestamp_pb2
+
+from fareway.client import (
+    BudgetLimit,
+    Decision,
+    Done,
+    Escalation,
+    Fallback,
+    OnExceed,
+    Role,
+    TextDelta,
+    Usage,
+    Window,
+    convert,
+)
+from fareway.v1 import budget_pb2, router_pb2
+
+
+def test_a_string_prompt_is_one_user_turn_with_default_max_tokens() -> None:
+    request = convert.generate_request("hello")
+
+    assert [(m.role, m.content) for m in request.messages] == [(router_pb2.ROLE_USER, "hello")]
+    assert request.max_tokens == 1024
+    assert not request.hints.HasField("max_cost_micros")
+    assert not request.hints.HasField("latency_target_ms")
+
+
+def test_messages_and_every_option_reach_the_wire() -> None:
+    request = convert.generate_request(
+        [("user", "hi"), (Role.ASSISTANT, "hello"), ("user", "and now?")],
+        system="Be brief.",
+        max_tokens=77,
+        strategy="rules",
+        model="fast-1",
+        tier="fast",
+        step_type="planning",
+        max_cost_micros=0,
+        latency_target_ms=250,
+        required_capabilities=["tools", "vision"],
+        labels={"team": "search"},
+        request_id="req-1",
+    )
+
+    assert [(m.role, m.content) for m in request.messages] == [
+        (router_pb2.ROLE_USER, "hi"),
+        (router_pb2.ROLE_ASSISTANT, "hello"),
+        (router_pb2.ROLE_USER, "and now?"),
+    ]
+    assert (request.system, request.max_tokens, request.request_id) == ("Be brief.", 77, "req-1")
+    hints = request.hints
+    assert (hints.strategy, hints.model, hints.tier, hints.step_type) == (
+        "rules",
+        "fast-1",
+        "fast",
+        "planning",
+    )
+    assert hints.HasField("max_cost_micros"), "a zero ceiling is sent, not dropped"
+    assert (hints.max_cost_micros, hints.latency_target_ms) == (0, 250)
+    assert list(hints.required_capabilities) == ["tools", "vision"]
+    assert dict(hints.labels) == {"team": "search"}
+
+
+def test_an_unknown_option_or_role_is_refused_before_sending() -> None:
+    with pytest.raises(TypeError, match="max_token"):
+        convert.generate_request("hi", max_token=5)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="unknown role 'system'; known: user, assistant"):
+        convert.generate_request([("system", "be nice"), ("user", "hi")])
+
+
+def test_every_event_kind_decodes_to_its_dataclass() -> None:
+    events = [
+        router_pb2.GenerateEvent(
+            decision=router_pb2.RouteDecision(
+                model="fast-1",
+                candidates=[
+                    router_pb2.Candidate(model="fast-1", tier="fast", score=0.9),
+                    router_pb2.Candidate(model="big", tier="powerful", excluded_reason="cost"),
+                ],
+                signals={"cascade.confidence": 0.5},
+            )
+        ),
+        router_pb2.GenerateEvent(delta=router_pb2.TextDelta(text="Hi")),
+        router_pb2.GenerateEvent(
+            escalation=router_pb2.Escalation(
+                from_model="a", to_model="b", reason="low", confidence=0.2, discard_previous=True
+            )
+        ),
+        router_pb2.GenerateEvent(
+            fallback=router_pb2.Fallback(from_model="a", to_model="b", error="overloaded: 529")
+        ),
+        router_pb2.GenerateEvent(usage=router_pb2.Usage(model="b", input_tokens=3, cost_micros=9)),
+        router_pb2.GenerateEvent(
+            done=router_pb2.Done(
+                stop_reason="end_turn", total=router_pb2.Usage(output_tokens=4), ttft_ms=12
+            )
+        ),
+    ]
+
+    decision, delta, escalation, fallback, usage, done = (convert.event(e) for e in events)
+
+    assert isinstance(decision, Decision)
+    assert decision.budget_remaining_micros is None, "unset on the wire means uncapped"
+    assert [c.eligible for c in decision.candidates] == [True, False]
+    assert decision.signals == {"cascade.confidence": 0.5}
+    assert delta == TextDelta("Hi")
+    assert escalation == Escalation("a", "b", "low", 0.2, True)
+    assert fallback == Fallback("a", "b", "overloaded: 529")
+    assert usage == Usage("b", 3, 0, 9)
+    assert done == Done("end_turn", Usage("", 0, 4, 0), 12)
+    assert convert.event(router_pb2.GenerateEvent()) is None, "unknown kinds are skipped"
+
+
+def test_a_zero_budget_remaining_is_not_none() -> None:
+    decoded = convert.decision(router_pb2.RouteDecision(budget_remaining_micros=0))
+    assert decoded.budget_remaining_micros == 0
+
+
+def test_decoded_results_are_immutable() -> None:
+    decoded = convert.decision(router_pb2.RouteDecision(signals={"x": 1.0}))
+    with pytest.raises(TypeError):
+        decoded.signals["x"] = 2.0  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        decoded.model = "other"  # type: ignore[misc]
+    assert decoded in {decoded}, "hashable, signals aside"
+
+
+def test_budget_limits_round_trip() -> None:
+    limits = [
+        BudgetLimit(Window.MONTH, 5_000_000, 0.5, OnExceed.CHEAPEST_ONLY, spent_micros=99),
+        BudgetLimit(Window("total"), 9_000_000),
+    ]
+    request = convert.set_budget_request("acme", limits, latency_target_ms=None)
+
+    assert not request.HasField("latency_target_ms")
+    assert [(m.window, m.on_exceed, m.spent_micros) for m in request.limits] == [
+        (budget_pb2.WINDOW_MONTH, budget_pb2.ON_EXCEED_CHEAPEST_ONLY, 0),
+        (budget_pb2.WINDOW_TOTAL, budget_pb2.ON_EXCEED_REJECT, 0),
+    ], "output-only figures are not sent"
+    assert convert.set_budget_request("acme", [], 0).HasField("latency_target_ms")
+
+    resets = timestamp_pb2.Timestamp()
+    resets.FromDatetime(datetime(2026, 2, 1, tzinfo=UTC))
+    reply = budget_pb2.Budget(
+        tenant="acme",
+        limits=[
+            budget_pb2.BudgetLimit(
+                window=budget_pb2.WINDOW_MONTH,
+                cap_micros=100,
+                spent_micros=30,
+                reserved_micros=20,
+                resets_at=resets,
+            ),
+            budget_pb2.BudgetLimit(window=budget_pb2.WINDOW_TOTAL, cap_micros=5),
+        ],
+        latency_target_ms=800,
+        latency_attainment=0.75,
+    )
+    budget = convert.budget(reply)
+
+    month, total = budget.limits
+    assert month == BudgetLimit(
+        Window.MONTH, 100, 0.0, OnExceed.REJECT, 30, 20, datetime(2026, 2, 1, tzinfo=UTC)
+    )
+    assert month.remaining_micros == 50
+    assert total.resets_at is None
+    assert (budget.tenant, budget.latency_target_ms, budget.latency_attainment) == (
+        "acme",
+        800,
+        0.75,
+    )
+
+
+def test_metadata_carries_the_key_as_a_bearer_token_then_the_extra_pairs() -> None:
+    assert convert.call_metadata("k", [("X-Team", "search")]) == (
+        ("authorization", "Bearer k"),
+        ("x-team", "search"),
+    )
+    assert convert.call_metadata("") == ()
