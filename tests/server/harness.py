@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
+from fareway.budgets.ledger import Ledger
 from fareway.config.loader import parse_config
 from fareway.config.schema import FarewayConfig
 from fareway.core.clock import Clock, ManualClock
@@ -133,16 +134,21 @@ HarnessFactory = Callable[..., Any]
 
 @pytest.fixture
 async def serve() -> AsyncIterator[HarnessFactory]:
-    """Start servers on demand: `await serve(config, clock=..., env=...)`; all stop at the end."""
+    """Start servers on demand: `await serve(config, clock=..., env=..., ledger=...)`; all stop
+    at the end (closing their ledgers)."""
     started: list[Harness] = []
 
     async def start(
         config: FarewayConfig | None = None,
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
+        ledger: Ledger | None = None,
     ) -> Harness:
         runtime = await build_runtime(
-            config or make_config(), clock or ManualClock(), env if env is not None else ENV
+            config or make_config(),
+            clock or ManualClock(),
+            env if env is not None else ENV,
+            ledger,
         )
         running = await start_server(runtime, "127.0.0.1", 0)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
