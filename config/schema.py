@@ -150,11 +150,19 @@ class LedgerSettings(_Strict):
     hold_ttl_s: float = Field(900.0, gt=0)
 
 
+class TelemetrySettings(_Strict):
+    """Tracing and metrics; exporters are chosen by the standard OTEL_* variables."""
+
+    # Prompt and answer text are personal data: off unless a deployment opts in.
+    record_content: bool = False
+
+
 class FarewayConfig(_Strict):
     """A whole configuration file."""
 
     server: ServerSettings = ServerSettings()
     ledger: LedgerSettings = LedgerSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     tiers: tuple[str, ...] = Field(("fast", "balanced", "powerful"), min_length=1)
     providers: dict[str, ProviderConfig]
     models: tuple[ModelSettings, ...] = Field(min_length=1)

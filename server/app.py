@@ -13,8 +13,8 @@ from grpc_reflection.v1alpha import reflection
 
 from fareway.config.schema import FarewayConfig
 from fareway.core.clock import Clock, SystemClock
-from fareway.server.auth import AuthInterceptor
 from fareway.server.budget_service import BudgetService
+from fareway.server.interceptor import RequestInterceptor
 from fareway.server.router_service import RouterService
 from fareway.server.runtime import Runtime, build_runtime
 from fareway.v1 import budget_pb2, budget_pb2_grpc, router_pb2, router_pb2_grpc
@@ -62,9 +62,8 @@ async def start_server(runtime: Runtime, host: str, port: int) -> RunningServer:
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
     ]
-    server = grpc.aio.server(
-        interceptors=[AuthInterceptor(runtime.keys, runtime.clock)], options=options
-    )
+    interceptor = RequestInterceptor(runtime.keys, runtime.clock, runtime.telemetry.tracing)
+    server = grpc.aio.server(interceptors=[interceptor], options=options)
     router_pb2_grpc.add_RouterServiceServicer_to_server(RouterService(runtime), server)
     budget_pb2_grpc.add_BudgetServiceServicer_to_server(BudgetService(runtime), server)
     health_servicer = health.aio.HealthServicer()

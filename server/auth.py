@@ -1,24 +1,19 @@
 """Who is calling: API keys (stored as SHA-256 hashes) mapped to tenants or to the admin role.
 
-The interceptor authenticates every fareway.v1 call before its handler runs and hands the
+`server.interceptor` authenticates every fareway.v1 call before its handler runs and hands the
 caller to the handler through `current_principal`. Health and reflection stay open.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-
 from fareway.config.schema import FarewayConfig, KeySettings, sha256_hex
-from fareway.core.clock import Clock
-from fareway.core.errors import FarewayError, Unauthenticated
-from fareway.server.status import abort
+from fareway.core.errors import Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -82,59 +77,3 @@ def _resolve(key: KeySettings, env: Mapping[str, str]) -> str:
     if key.sha256 is None:
         raise ValueError(f"API key variable ${key.env} is not set and no sha256 is configured")
     return key.sha256
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Authenticates fareway.v1 calls and sets `current_principal` for their handlers."""
-
-    def __init__(self, keys: KeyRing, clock: Clock) -> None:
-        self._keys = keys
-        self._clock = clock
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or not details.method.startswith(PROTECTED_PREFIX):
-            return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._guard_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._guard_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
-
-    async def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
-        try:
-            current_principal.set(self._keys.authenticate(context.invocation_metadata()))
-        except FarewayError as error:
-            await abort(context, error, self._clock.now())
-
-    def _guard_unary(self, behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await self._authenticate(context)
-            return await behaviour(request, context)
-
-        return guarded
-
-    def _guard_stream(
-        self, behaviour: Callable[..., AsyncGenerator[Any, None]]
-    ) -> Callable[..., Any]:
-        async def guarded(
-            request: Any, context: grpc.aio.ServicerContext
-        ) -> AsyncGenerator[Any, None]:
-            await self._authenticate(context)
-            async with aclosing(behaviour(request, context)) as items:
-                async for item in items:
-                    yield item
-
-        return guarded

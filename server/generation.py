@@ -1,8 +1,8 @@
-"""One request's life after routing: reserve, try candidates in order, stream, settle.
+"""One request's life after routing: hold budget, try candidates in order, stream, settle.
 
 Knows nothing of gRPC: it yields plain events that the servicer turns into protobuf. The
 guarantee it keeps: whatever happens (success, provider failure, client cancellation,
-deadline), the reservation is settled exactly once, to what the attempts actually used.
+deadline), the hold is settled exactly once, to what the attempts actually used.
 """
 
 from __future__ import annotations
@@ -12,24 +12,19 @@ from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from fareway.budgets.ledger import Ledger, RateLimit
+from opentelemetry.trace import Span
+
+from fareway.budgets.ledger import BudgetState, Ledger, RateLimit
 from fareway.core.clock import Clock
 from fareway.core.errors import AllCandidatesFailed, BudgetExceeded, ProviderError, StreamBroken
-from fareway.providers.base import Finish, Provider, ProviderCall, TextChunk, UsageReport
+from fareway.providers.base import Provider
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Decision
 from fareway.routing.latency import LatencyStats
-from fareway.routing.tokens import estimate_tokens
-
-
-@dataclass(frozen=True)
-class AttemptUsage:
-    """What one model attempt used and cost (or, with model "", all attempts together)."""
-
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cost_micros: int
+from fareway.server.attempt import Attempt, AttemptUsage
+from fareway.telemetry import names
+from fareway.telemetry.setup import Telemetry
+from fareway.telemetry.tracing import mark_failed, record_event
 
 
 @dataclass(frozen=True)
@@ -85,18 +80,21 @@ class Generation:
         clock: Clock,
         max_attempts: int,
         latency: LatencyStats,
+        telemetry: Telemetry,
     ) -> None:
         self._providers = providers
         self._ledger = ledger
         self._clock = clock
         self._max_attempts = max_attempts
         self._latency = latency
+        self._telemetry = telemetry
 
     async def run(
         self,
         decision: Decision,
         started_at: float,
         rate: RateLimit,
+        span: Span,
         timeout_s: float | None = None,
     ) -> AsyncGenerator[GenerationEvent, None]:
         """Yield Routed, then the answer's events, ending with Finished.
@@ -104,15 +102,15 @@ class Generation:
         Raises RateLimitExceeded or BudgetExceeded before anything is yielded,
         AllCandidatesFailed when no candidate produced a token, and StreamBroken when a
         provider failed mid-answer. `started_at` is the request's arrival on the injected
-        clock's monotonic scale.
+        clock's monotonic scale; `span` is the request's route span, parent of the attempts.
         """
         request = decision.request
         await self._ledger.admit(request.tenant, rate)
-        bill = _Bill(request.tenant, uuid.uuid4().hex)
-        first = decision.model
-        await self._ledger.hold(bill.tenant, bill.hold_id, decision.estimated_cost_micros(first))
+        bill = _Bill(request.tenant, uuid.uuid4().hex, span)
+        await self._hold(bill, decision.estimated_cost_micros(decision.model))
         try:
             state = await self._ledger.state(request.tenant)
+            self._record_utilization(state)
             yield Routed(decision, state.remaining_micros)
             # aclosing: when the caller goes away mid-stream, the attempt must be closed (and
             # charged) before the finally below settles the bill.
@@ -120,13 +118,11 @@ class Generation:
             async with aclosing(attempts) as events:
                 async for event in events:
                     yield event
-                    if isinstance(event, Finished):
-                        target = request.latency_target_ms
-                        if target:
-                            met = event.ttft_ms <= target
-                            await self._ledger.record_latency(request.tenant, met)
+                    if isinstance(event, Finished) and request.latency_target_ms:
+                        met = event.ttft_ms <= request.latency_target_ms
+                        await self._ledger.record_latency(request.tenant, met)
         finally:
-            await self._ledger.settle(bill.tenant, bill.hold_id, bill.cost_micros, bill.tokens)
+            await self._settle(bill)
 
     async def _attempts(
         self, decision: Decision, bill: _Bill, started_at: float, timeout_s: float | None
@@ -134,48 +130,98 @@ class Generation:
         """Try the ranked candidates in turn (the first already held for) until one answers."""
         queue = [c.model for c in decision.ranked[1 : self._max_attempts]]
         model = decision.model
-        tried = 0
-        while True:
-            tried += 1
-            attempt = _Attempt(model, decision)
-            attempt_started = self._clock.monotonic()
-            first_token_at = 0.0
+        for tried in range(1, self._max_attempts + 1):
+            attempt = Attempt(model, decision, self._clock)
+            failure: list[ProviderError] = []
+            async with aclosing(self._try(attempt, bill, timeout_s, failure)) as pieces:
+                async for text in pieces:
+                    yield Delta(text)
+            usage = bill.charge(attempt)
+            if not failure:
+                yield Billed(usage)
+                ttft_s = (attempt.first_token_at or self._clock.monotonic()) - started_at
+                yield Finished(attempt.stop_reason, bill.total(), round(ttft_s * 1000))
+                return
+            error = failure[0]
+            if usage.input_tokens or usage.output_tokens:
+                yield Billed(usage)
+            next_model = await self._hold_for_next(decision, queue, bill)
+            if next_model is None:
+                raise AllCandidatesFailed(error, tried) from error
+            record_event(
+                bill.span,
+                names.EVENT_FALLBACK,
+                from_model=model.id,
+                to_model=next_model.id,
+                error=error.describe(),
+            )
+            self._telemetry.metrics.record_fallback(model.id, next_model.id)
+            yield FallbackTaken(model.id, next_model.id, error.describe())
+            model = next_model
+        raise AssertionError("the loop returns or raises on its last attempt")
+
+    async def _try(
+        self,
+        attempt: Attempt,
+        bill: _Bill,
+        timeout_s: float | None,
+        failure: list[ProviderError],
+    ) -> AsyncGenerator[str, None]:
+        """Stream one attempt under its span. A failure before the first token is appended to
+        `failure` (the caller falls back); after it, it is raised as StreamBroken. However it
+        ends (cancellation included), the attempt is charged and observed."""
+        model = attempt.model
+        tracing = self._telemetry.tracing
+        with tracing.attempt_span(bill.span, model, attempt.max_tokens, attempt.messages) as span:
+            error_type = ""
             try:
-                stream = attempt.stream(self._providers[model.provider], timeout_s)
-                async with aclosing(stream) as deltas:
-                    async for event in deltas:
-                        if attempt.ttft_s is None:
-                            first_token_at = self._clock.monotonic()
-                            attempt.ttft_s = first_token_at - started_at
-                        yield event
+                async with aclosing(
+                    attempt.stream(self._providers[model.provider], timeout_s)
+                ) as text:
+                    async for piece in text:
+                        yield piece
             except ProviderError as error:
                 error.model = model.id
-                self._latency.record_failure(model.id)
-                if attempt.ttft_s is not None:
+                error_type = error.kind
+                mark_failed(span, error.kind, str(error))
+                if attempt.first_token_at is not None:
                     raise StreamBroken(error) from error
-                usage = bill.charge(attempt)
-                if usage.input_tokens or usage.output_tokens:
-                    yield Billed(usage)
-                next_model = await self._hold_for_next(decision, queue, bill)
-                if next_model is None:
-                    raise AllCandidatesFailed(error, tried) from error
-                yield FallbackTaken(model.id, next_model.id, error.describe())
-                model = next_model
-                continue
+                failure.append(error)
             finally:
-                # Cancelled or broken mid-answer: still charge what this attempt used.
                 usage = bill.charge(attempt)
-            if attempt.ttft_s is not None:
-                self._latency.record_success(
-                    model.id,
-                    ttft_s=first_token_at - attempt_started,
-                    output_tokens=usage.output_tokens,
-                    stream_s=self._clock.monotonic() - first_token_at,
-                )
-            yield Billed(usage)
-            ttft_ms = round((attempt.ttft_s or 0.0) * 1000)
-            yield Finished(attempt.stop_reason, bill.total(), ttft_ms)
-            return
+                self._observe(attempt, usage, span, error_type)
+
+    def _observe(self, attempt: Attempt, usage: AttemptUsage, span: Span, error_type: str) -> None:
+        """Feed one finished attempt to the latency statistics, the span and the metrics."""
+        model = attempt.model
+        now = self._clock.monotonic()
+        first = attempt.first_token_at
+        if error_type and first is None:
+            self._latency.record_failure(model.id)
+        elif first is not None and attempt.stop_reason:
+            self._latency.record_success(
+                model.id,
+                ttft_s=first - attempt.started_at,
+                output_tokens=usage.output_tokens,
+                stream_s=now - first,
+            )
+        self._telemetry.tracing.finish_attempt(
+            span,
+            response_model=model.provider_model_id,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            stop_reason=attempt.stop_reason,
+            text=attempt.text,
+        )
+        self._telemetry.metrics.record_attempt(
+            provider=model.provider,
+            model=model.provider_model_id,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            duration_s=now - attempt.started_at,
+            ttft_s=first - attempt.started_at if first is not None else None,
+            error_type=error_type,
+        )
 
     async def _hold_for_next(
         self, decision: Decision, queue: list[ModelSpec], bill: _Bill
@@ -184,24 +230,43 @@ class Generation:
         what was billed so far plus its estimate; None when no candidate is left or affordable."""
         while queue:
             model = queue.pop(0)
-            amount = bill.cost_micros + decision.estimated_cost_micros(model)
             try:
-                await self._ledger.hold(bill.tenant, bill.hold_id, amount)
+                await self._hold(bill, bill.cost_micros + decision.estimated_cost_micros(model))
             except BudgetExceeded:
                 continue
             return model
         return None
 
+    def _record_utilization(self, state: BudgetState) -> None:
+        used = [
+            (s.spent_micros + s.reserved_micros) / s.limit.cap_micros
+            for s in state.limits
+            if s.limit.cap_micros
+        ]
+        if used:
+            self._telemetry.metrics.record_budget(state.tenant, max(used))
+
+    async def _hold(self, bill: _Bill, amount_micros: int) -> None:
+        await self._ledger.hold(bill.tenant, bill.hold_id, amount_micros)
+        record_event(bill.span, names.EVENT_BUDGET_HOLD, amount_micros=amount_micros)
+
+    async def _settle(self, bill: _Bill) -> None:
+        await self._ledger.settle(bill.tenant, bill.hold_id, bill.cost_micros, bill.tokens)
+        record_event(bill.span, names.EVENT_BUDGET_SETTLE, amount_micros=bill.cost_micros)
+        for usage in bill.attempts:
+            self._telemetry.metrics.record_cost(bill.tenant, usage.model, usage.cost_micros)
+
 
 class _Bill:
     """What one call has used so far, attempt by attempt, under one ledger hold."""
 
-    def __init__(self, tenant: str, hold_id: str) -> None:
+    def __init__(self, tenant: str, hold_id: str, span: Span) -> None:
         self.tenant = tenant
         self.hold_id = hold_id
+        self.span = span  # the route span: budget and fallback events go there
         self.attempts: list[AttemptUsage] = []
 
-    def charge(self, attempt: _Attempt) -> AttemptUsage:
+    def charge(self, attempt: Attempt) -> AttemptUsage:
         """Record an attempt's usage once (a second call returns the same figures)."""
         usage = attempt.usage()
         if not attempt.charged:
@@ -228,51 +293,3 @@ class _Bill:
             sum(u.output_tokens for u in self.attempts),
             self.cost_micros,
         )
-
-
-class _Attempt:
-    """One model's try: streams its text and remembers what it used."""
-
-    def __init__(self, model: ModelSpec, decision: Decision) -> None:
-        self.model = model
-        self._decision = decision
-        self.ttft_s: float | None = None
-        self.stop_reason = ""
-        self.charged = False  # set by _Bill.charge
-        self._reported: UsageReport | None = None
-        self._streamed: list[str] = []
-
-    async def stream(
-        self, provider: Provider, timeout_s: float | None
-    ) -> AsyncGenerator[Delta, None]:
-        request = self._decision.request
-        call = ProviderCall(
-            model=self.model,
-            system=request.system,
-            messages=request.messages,
-            max_tokens=self._decision.max_tokens_for(self.model),
-            timeout_s=timeout_s,
-        )
-        async with aclosing(provider.stream(call)) as events:
-            async for event in events:
-                if isinstance(event, TextChunk):
-                    self._streamed.append(event.text)
-                    yield Delta(event.text)
-                elif isinstance(event, UsageReport):
-                    self._reported = event
-                elif isinstance(event, Finish):
-                    self.stop_reason = event.stop_reason
-
-    def usage(self) -> AttemptUsage:
-        """The provider's figures; where a stream was cut before its final count, or a server
-        never reports usage (some OpenAI-compatible ones ignore include_usage), at least a
-        conservative estimate from the prompt and the text that was streamed."""
-        text = "".join(self._streamed)
-        reported = self._reported
-        input_tokens = reported.input_tokens if reported else 0
-        output_tokens = reported.output_tokens if reported else 0
-        if text and (reported is None or not self.stop_reason):
-            input_tokens = input_tokens or self._decision.prompt_tokens
-            output_tokens = max(output_tokens, estimate_tokens(text))
-        cost = self.model.price.cost_micros(input_tokens, output_tokens)
-        return AttemptUsage(self.model.id, input_tokens, output_tokens, cost)

@@ -16,6 +16,7 @@ from fareway.server.convert import decode_request, encode_decision, encode_model
 from fareway.server.generation import Billed, Delta, FallbackTaken, Finished, Routed
 from fareway.server.runtime import Runtime
 from fareway.server.status import abort
+from fareway.telemetry.tracing import trace_id_hex
 from fareway.v1 import router_pb2, router_pb2_grpc
 
 
@@ -29,13 +30,19 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncGenerator[router_pb2.GenerateEvent, None]:
         started = self._rt.clock.monotonic()
+        tracing = self._rt.telemetry.tracing
         try:
-            decision = await self._decide(request)
-            rate = self._rt.rates[decision.request.tenant]
-            events = self._rt.generation.run(decision, started, rate, context.time_remaining())
-            async with aclosing(events) as stream:
-                async for event in stream:
-                    yield _encode_event(event)
+            with tracing.route_span(current_principal.get().tenant) as span:
+                decision = await self._decide(request)
+                rate = self._rt.rates[decision.request.tenant]
+                events = self._rt.generation.run(
+                    decision, started, rate, span, context.time_remaining()
+                )
+                async with aclosing(events) as stream:
+                    async for event in stream:
+                        if isinstance(event, Routed):
+                            tracing.record_decision(span, decision, event.budget_remaining_micros)
+                        yield _encode_event(event, trace_id_hex(span))
         except FarewayError as error:
             await abort(context, error, self._rt.clock.now())
 
@@ -67,12 +74,15 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     async def Route(
         self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.RouteDecision:
+        tracing = self._rt.telemetry.tracing
         try:
-            decision = await self._decide(request)
-            state = await self._rt.ledger.state(decision.request.tenant)
+            with tracing.route_span(current_principal.get().tenant) as span:
+                decision = await self._decide(request)
+                remaining = decision.request.budget_remaining_micros
+                tracing.record_decision(span, decision, remaining)
+                return encode_decision(decision, remaining, trace_id_hex(span))
         except FarewayError as error:
             await abort(context, error, self._rt.clock.now())
-        return encode_decision(decision, state.remaining_micros)
 
     async def ListModels(
         self, request: router_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
@@ -92,16 +102,20 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             budget_remaining_micros=budget.remaining_micros,
             tenant_latency_target_ms=budget.latency_target_ms,
         )
-        decision = await self._rt.router.decide(routed, policy)
-        return apply_budget(decision, budget, self._rt.catalog)
+        decision = apply_budget(
+            await self._rt.router.decide(routed, policy), budget, self._rt.catalog
+        )
+        model = decision.model
+        self._rt.telemetry.metrics.record_decision(decision.strategy, model.id, model.tier)
+        return decision
 
 
 def _encode_event(
-    event: Routed | Delta | FallbackTaken | Billed | Finished,
+    event: Routed | Delta | FallbackTaken | Billed | Finished, trace_id: str
 ) -> router_pb2.GenerateEvent:
     if isinstance(event, Routed):
         return router_pb2.GenerateEvent(
-            decision=encode_decision(event.decision, event.budget_remaining_micros)
+            decision=encode_decision(event.decision, event.budget_remaining_micros, trace_id)
         )
     if isinstance(event, Delta):
         return router_pb2.GenerateEvent(delta=router_pb2.TextDelta(text=event.text))

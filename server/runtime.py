@@ -18,6 +18,7 @@ from fareway.routing.latency import LatencyStats
 from fareway.routing.router import Router, TenantPolicy
 from fareway.server.auth import KeyRing, Principal
 from fareway.server.generation import Generation
+from fareway.telemetry.setup import Telemetry, configure_telemetry
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Runtime:
     keys: KeyRing
     policies: dict[str, TenantPolicy]
     rates: dict[str, RateLimit]
+    telemetry: Telemetry
 
     def policy_for(self, principal: Principal) -> TenantPolicy:
         """The routing policy of a tenant caller; admins do not generate."""
@@ -49,10 +51,11 @@ class Runtime:
         return [m for m in self.catalog.models if allowed is None or m.id in allowed]
 
     async def aclose(self) -> None:
-        """Release provider connections and the ledger."""
+        """Release provider connections and the ledger; flush telemetry."""
         for provider in self.providers.values():
             await provider.aclose()
         await self.ledger.aclose()
+        await self.telemetry.shutdown()
 
 
 async def build_runtime(
@@ -60,10 +63,12 @@ async def build_runtime(
     clock: Clock,
     env: Mapping[str, str],
     ledger: Ledger | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Runtime:
     """Build the service from a validated configuration. `env` supplies keys (os.environ in
     production, a dict in tests); `ledger` defaults to the configured one. Tenants the ledger
-    does not know yet get their configured budgets."""
+    does not know yet get their configured budgets. `telemetry` defaults to what the OTEL_*
+    variables in `env` ask for."""
     catalog = Catalog((m.spec() for m in config.models), config.tiers)
     strategies = {name: s.build(name, catalog) for name, s in config.strategies.items()}
     profiles = {m.id: m.sim.profile() for m in config.models}
@@ -87,6 +92,8 @@ async def build_runtime(
         for name, tenant in config.tenants.items()
     }
     latency = LatencyStats()
+    if telemetry is None:
+        telemetry = configure_telemetry(env, config.telemetry.record_content)
     return Runtime(
         config=config,
         clock=clock,
@@ -94,10 +101,13 @@ async def build_runtime(
         router=Router(catalog, strategies, latency),
         providers=providers,
         ledger=ledger,
-        generation=Generation(providers, ledger, clock, config.server.max_attempts, latency),
+        generation=Generation(
+            providers, ledger, clock, config.server.max_attempts, latency, telemetry
+        ),
         keys=KeyRing.from_config(config, env),
         policies=policies,
         rates={name: tenant.rate_limits.rate() for name, tenant in config.tenants.items()},
+        telemetry=telemetry,
     )
 
 

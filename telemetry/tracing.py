@@ -1,0 +1,175 @@
+"""Span helpers: the one place that knows how a fareway request looks as a trace (F22).
+
+    fareway.v1.RouterService/Generate   SERVER, continues the caller's traceparent
+    └── route                           the decision: fareway.* attributes; events for
+        │                               budget hold/settle, fallback, escalation, hedge
+        ├── chat {model}                CLIENT, one per model attempt, GenAI attributes
+        └── chat {model}                (after a fallback or an escalation)
+
+Route and attempt spans are started with an explicit parent and never made "current", so no
+context is attached across the yields of a stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from fareway.routing.catalog import ModelSpec
+from fareway.routing.decision import Decision
+from fareway.routing.request import ChatMessage
+from fareway.telemetry import names
+
+AttributeValue = str | bool | int | float | Sequence[str]
+
+
+class Tracing:
+    """Starts fareway's spans and records its decisions on them."""
+
+    def __init__(self, tracer: Tracer, record_content: bool = False) -> None:
+        self._tracer = tracer
+        self._propagator = TraceContextTextMapPropagator()
+        # Prompt and answer text are personal data: recorded only when configured.
+        self.record_content = record_content
+
+    @contextmanager
+    def server_span(self, method: str, metadata: Mapping[str, str]) -> Iterator[Span]:
+        """The RPC's span, current while the handler runs; continues a W3C traceparent."""
+        parent = self._propagator.extract(carrier=dict(metadata))
+        service, _, rpc = method.strip("/").partition("/")
+        attributes = {names.RPC_SYSTEM: "grpc", names.RPC_SERVICE: service, names.RPC_METHOD: rpc}
+        with self._tracer.start_as_current_span(
+            method.strip("/"),
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            yield span
+
+    @contextmanager
+    def route_span(self, tenant: str) -> Iterator[Span]:
+        """The span that carries the decision, child of the current (server) span."""
+        span = self._tracer.start_span(names.ROUTE_SPAN, attributes={names.TENANT: tenant})
+        try:
+            yield span
+        except Exception as error:
+            mark_failed(span, type(error).__name__, str(error))
+            raise
+        finally:
+            span.end()
+
+    def record_decision(
+        self, span: Span, decision: Decision, budget_remaining_micros: int | None
+    ) -> None:
+        """The decision's facts as `fareway.*` attributes; never the prompt."""
+        model = decision.model
+        attributes: dict[str, AttributeValue] = {
+            names.REQUEST_ID: decision.request.request_id,
+            names.STRATEGY: decision.strategy,
+            names.MODEL: model.id,
+            names.TIER: model.tier,
+            names.REASON: decision.reason,
+            names.CANDIDATES: [
+                _candidate(c.model, c.score, c.excluded_reason)
+                for c in (*decision.ranked, *decision.excluded)
+            ],
+            names.ESTIMATED_COST: decision.estimated_cost_micros(model),
+        }
+        if budget_remaining_micros is not None:
+            attributes[names.BUDGET_REMAINING] = budget_remaining_micros
+        if decision.request.latency_target_ms:
+            attributes[names.LATENCY_TARGET] = decision.request.latency_target_ms
+        for signal, value in decision.signals.items():
+            attributes[names.SIGNAL_PREFIX + signal] = value
+        span.set_attributes(attributes)
+
+    @contextmanager
+    def attempt_span(
+        self, parent: Span, model: ModelSpec, max_tokens: int, messages: Sequence[ChatMessage]
+    ) -> Iterator[Span]:
+        """One model attempt, named and attributed by the GenAI conventions."""
+        attributes: dict[str, AttributeValue] = {
+            names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
+            names.GEN_AI_PROVIDER_NAME: model.provider,
+            names.GEN_AI_REQUEST_MODEL: model.provider_model_id,
+            names.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
+            names.MODEL: model.id,
+        }
+        if self.record_content:
+            attributes[names.GEN_AI_INPUT_MESSAGES] = json.dumps(
+                [{"role": m.role.value, "content": m.content} for m in messages]
+            )
+        span = self._tracer.start_span(
+            f"{names.OPERATION_CHAT} {model.provider_model_id}",
+            context=trace.set_span_in_context(parent),
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+        )
+        try:
+            yield span
+        finally:
+            span.end()
+
+    def finish_attempt(
+        self,
+        span: Span,
+        *,
+        response_model: str,
+        input_tokens: int,
+        output_tokens: int,
+        stop_reason: str,
+        response_id: str = "",
+        text: str = "",
+    ) -> None:
+        """What the provider reported for an attempt that answered (or was cut short)."""
+        attributes: dict[str, AttributeValue] = {
+            names.GEN_AI_RESPONSE_MODEL: response_model,
+            names.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+            names.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+        }
+        if stop_reason:
+            attributes[names.GEN_AI_RESPONSE_FINISH_REASONS] = [stop_reason]
+        if response_id:
+            attributes[names.GEN_AI_RESPONSE_ID] = response_id
+        if self.record_content and text:
+            attributes[names.GEN_AI_OUTPUT_MESSAGES] = json.dumps(
+                [{"role": "assistant", "content": text}]
+            )
+        span.set_attributes(attributes)
+
+    def child_context(self, span: Span) -> Any:
+        """A context whose current span is `span`, to parent spans started elsewhere."""
+        return trace.set_span_in_context(span)
+
+
+def record_event(span: Span, name: str, **attributes: AttributeValue) -> None:
+    """One decision event (fallback, escalation, hedge, budget hold or settle) on `span`;
+    keyword names are fareway attribute suffixes: `from_model="a"` becomes
+    `fareway.from_model`."""
+    span.add_event(name, {f"fareway.{key}": value for key, value in attributes.items()})
+
+
+def mark_failed(span: Span, error_type: str, message: str) -> None:
+    """Status ERROR with the conventional `error.type`."""
+    span.set_attribute(names.ERROR_TYPE, error_type)
+    span.set_status(Status(StatusCode.ERROR, message))
+
+
+def trace_id_hex(span: Span) -> str:
+    """The span's W3C trace id as 32 hex digits, or "" when it is not recorded."""
+    context = span.get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else ""
+
+
+def _candidate(model: ModelSpec, score: float, excluded_reason: str) -> str:
+    if excluded_reason:
+        return f"{model.id} {model.tier} excluded: {excluded_reason}"
+    return f"{model.id} {model.tier} {score:.3f}"
