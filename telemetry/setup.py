@@ -14,8 +14,10 @@ collector never blocks a stream; export failures are logged by the SDK and other
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -99,35 +101,41 @@ def _protocol(env: Mapping[str, str], signal: str) -> str:
     return protocol
 
 
+# Where each signal's OTLP exporter class lives, per protocol; imported only when chosen.
+_OTLP_EXPORTERS = {
+    ("TRACES", "grpc"): "opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter",
+    ("TRACES", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter"
+    ),
+    ("METRICS", "grpc"): (
+        "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter"
+    ),
+    ("METRICS", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter:OTLPMetricExporter"
+    ),
+}
+
+
+def _otlp_exporter(env: Mapping[str, str], signal: str) -> Any:
+    module, _, name = _OTLP_EXPORTERS[(signal, _protocol(env, signal))].partition(":")
+    return getattr(importlib.import_module(module), name)()
+
+
 def _span_exporter(env: Mapping[str, str]) -> SpanExporter | None:
     kind = _choice(env, "TRACES")
-    if kind == "console":
-        return ConsoleSpanExporter()
     if kind == "none":
         return None
-    if _protocol(env, "TRACES") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpSpanExporter,
+    exporter: SpanExporter = (
+        ConsoleSpanExporter() if kind == "console" else _otlp_exporter(env, "TRACES")
     )
-
-    return HttpSpanExporter()
+    return exporter
 
 
 def _metric_exporter(env: Mapping[str, str]) -> MetricExporter | None:
     kind = _choice(env, "METRICS")
-    if kind == "console":
-        return ConsoleMetricExporter()
     if kind == "none":
         return None
-    if _protocol(env, "METRICS") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        return OTLPMetricExporter()
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HttpMetricExporter,
+    exporter: MetricExporter = (
+        ConsoleMetricExporter() if kind == "console" else _otlp_exporter(env, "METRICS")
     )
-
-    return HttpMetricExporter()
+    return exporter
