@@ -5,18 +5,16 @@ FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 fareway
 WORKDIR /app
 
-COPY pyproject.toml README.md ./
-COPY core core
-COPY config config
-COPY budgets budgets
-COPY routing routing
-COPY providers providers
-COPY server server
-COPY client client
-COPY cli cli
-COPY protos protos
+# Everything but what .dockerignore leaves out (tests, benchmarks, caches), so a new package
+# folder needs no change here.
+COPY . .
 RUN pip install --no-cache-dir . && rm -rf /app/build
 
+# The default SQLite ledger is written to the working directory: give it a volume the
+# non-root user owns, so spend survives container restarts.
+RUN mkdir -p /var/lib/fareway && chown fareway /var/lib/fareway
+WORKDIR /var/lib/fareway
+VOLUME /var/lib/fareway
 USER fareway
 EXPOSE 50051
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s \
