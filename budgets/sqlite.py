@@ -17,23 +17,41 @@ Blocking: sqlite3 calls block, so each ledger owns one worker thread (a single-t
 executor) that opens the one connection and runs every statement: the event loop never waits
 on the disk, calls are serialised without a lock, and the connection never changes thread.
 
-Schema (PRAGMA user_version 1; instants are epoch milliseconds from the injected clock):
+Crash recovery: every hold records the process that took it (`owner`, see `ProcessId`). The
+first use of a ledger, and `recover()`, release the holds of processes on this host that no
+longer run, so a server restarted after `kill -9` starts with its predecessor's reservations
+returned instead of waiting out the hold time-to-live. Only a process that is certainly gone
+loses its holds: another host's, another PID namespace's, or an owner that cannot be checked
+keeps them until they expire, because releasing a live replica's hold could let the tenant
+overspend. Settled charges are never touched: they are committed rows, not holds.
+
+Schema (PRAGMA user_version 2; instants are epoch milliseconds from the injected clock):
 
     tenants  (tenant PK, limits JSON or NULL until configured, latency_target_ms,
               latency_met, latency_total)
     spend    (tenant, window_key, micros)        PK (tenant, window_key); keys from windows.py
-    holds    (tenant, hold_id, amount, expires_at)  PK (tenant, hold_id); expired rows ignored,
-                                                 purged by the next hold
+    holds    (tenant, hold_id, amount, expires_at, owner)  PK (tenant, hold_id); expired rows
+                                                 ignored, purged by the next hold; owner is
+                                                 `ProcessId` text, '' for holds written by
+                                                 version 1 (left to expire)
     settled  (tenant, hold_id, settled_at)       PK (tenant, hold_id); kept SETTLED_RETENTION
     minutes  (tenant PK, minute_key, requests, tokens)   the current minute only
+
+Version 1 files are migrated in place on open (`MIGRATIONS`); a file from a newer version is
+refused rather than misread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+import os
+import socket
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -53,7 +71,9 @@ from fareway.core.clock import Clock
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS tenants (
         tenant TEXT PRIMARY KEY,
@@ -66,7 +86,7 @@ SCHEMA = (
         PRIMARY KEY (tenant, window_key))""",
     """CREATE TABLE IF NOT EXISTS holds (
         tenant TEXT NOT NULL, hold_id TEXT NOT NULL, amount INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL, owner TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (tenant, hold_id))""",
     "CREATE INDEX IF NOT EXISTS holds_by_expiry ON holds (expires_at)",
     """CREATE TABLE IF NOT EXISTS settled (
@@ -88,6 +108,13 @@ ADD_TO_MINUTE = """
         tokens = excluded.tokens
             + CASE WHEN minute_key = excluded.minute_key THEN tokens ELSE 0 END,
         minute_key = excluded.minute_key"""
+
+# The statements that bring a file from version N to N + 1, keyed by N. The new column's
+# default lets a not yet upgraded fareway on the same file keep inserting holds (ownerless,
+# so they are left to expire).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE holds ADD COLUMN owner TEXT NOT NULL DEFAULT ''",),
+}
 
 
 class SqliteLedger:
@@ -174,10 +201,11 @@ class SqliteLedger:
                 )
                 check_hold(tenant, states, amount_micros)  # raising rolls back: nothing held
             db.execute(
-                "INSERT INTO holds (tenant, hold_id, amount, expires_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (tenant, hold_id) DO UPDATE"
-                " SET amount = excluded.amount, expires_at = excluded.expires_at",
-                (tenant, hold_id, amount_micros, now_ms + self._ttl_ms),
+                "INSERT INTO holds (tenant, hold_id, amount, expires_at, owner)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (tenant, hold_id) DO UPDATE SET amount = excluded.amount,"
+                " expires_at = excluded.expires_at, owner = excluded.owner",
+                (tenant, hold_id, amount_micros, now_ms + self._ttl_ms, str(this_process())),
             )
 
         await self._write(job)
@@ -231,6 +259,12 @@ class SqliteLedger:
 
         await self._write(job)
 
+    async def recover(self) -> int:
+        """Release the holds of processes on this host that no longer run, and return how
+        many were released. The first use of the ledger does this by itself; call it again
+        when a process sharing the file may have crashed while this one kept running."""
+        return await self._write(release_dead_holds)
+
     async def aclose(self) -> None:
         """Close the connection on its own thread, then let the thread go. Idempotent."""
         if self._closed:
@@ -258,7 +292,21 @@ class SqliteLedger:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = open_database(self._path, self._busy_timeout_ms)
+            db = open_database(self._path, self._busy_timeout_ms)
+            try:
+                # Lazily, on first use: whoever builds a ledger (the server, a CLI, a test)
+                # gets a crashed predecessor's holds back without having to ask.
+                released = transaction(db, "BEGIN IMMEDIATE", release_dead_holds)
+            except BaseException:
+                db.close()
+                raise
+            if released:
+                log.warning(
+                    "released %d budget holds left in %s by processes that no longer run",
+                    released,
+                    self._path,
+                )
+            self._db = db
         return self._db
 
     def _close(self) -> None:
@@ -318,13 +366,19 @@ def open_database(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
 
 
 def create_schema(db: sqlite3.Connection, path: str) -> None:
-    """Create missing tables; refuse a file written by a newer schema rather than misread it."""
+    """Create missing tables and migrate an older file; refuse a file written by a newer
+    schema rather than misread it. Runs inside BEGIN IMMEDIATE, so two processes opening an
+    old file migrate it once."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise RuntimeError(
             f"ledger file {path} has schema version {version}; this fareway reads up to "
             f"{SCHEMA_VERSION}: upgrade fareway or point it at another file"
         )
+    if version:  # 0 is a new, empty file: SCHEMA creates it at the current version
+        for from_version in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[from_version]:
+                db.execute(statement)
     for statement in SCHEMA:
         db.execute(statement)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -340,3 +394,112 @@ def transaction(db: sqlite3.Connection, begin: str, job: Callable[[sqlite3.Conne
         raise
     db.execute("COMMIT")
     return result
+
+
+# --- crash recovery ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessId:
+    """Which process took a hold, stored as `<host>:<pid>:<start>` in `holds.owner`.
+
+    `host` is the host name and the PID namespace (`vm/4026531836`): PIDs mean nothing outside
+    their namespace, so two containers with one host name sharing a file do not judge each
+    other's processes. `start` is the kernel boot id and the process's start time in clock
+    ticks since boot (`/proc/<pid>/stat`, field 22), which no other process on this machine,
+    before or after a reboot, can share: a recycled PID does not keep a dead owner's holds.
+    It is empty where /proc is missing; then only the PID is checked.
+    """
+
+    host: str
+    pid: int
+    start: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.start}"
+
+    @classmethod
+    def parse(cls, text: str) -> ProcessId | None:
+        """The owner stored in `text`, or None when it is not one (e.g. '' from version 1)."""
+        host, _, rest = text.partition(":")
+        pid, _, start = rest.partition(":")
+        if not host or not pid.isdigit() or int(pid) <= 0:
+            return None
+        return cls(host, int(pid), start)
+
+
+def this_process() -> ProcessId:
+    """The calling process's identity; looked up again after a fork (the PID changes)."""
+    return _identity(os.getpid())
+
+
+@functools.cache
+def _identity(pid: int) -> ProcessId:
+    namespace = _read_link("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    host = f"{socket.gethostname()}/{namespace}" if namespace else socket.gethostname()
+    seen = process_status(pid)
+    return ProcessId(host.replace(":", "_"), pid, seen[1] if seen else "")
+
+
+def process_status(pid: int) -> tuple[str, str] | None:
+    """(state letter, `<boot id>.<start ticks>`) of a process, from /proc; None when that
+    cannot be read (no /proc, no such process, or one hidden from us by `hidepid`)."""
+    stat = _read_text(f"/proc/{pid}/stat")
+    boot_id = _read_text("/proc/sys/kernel/random/boot_id").strip()
+    # The command name (field 2) is in parentheses and may hold spaces and parentheses itself;
+    # the fields after the last ')' start with field 3, the state; field 22 is the start time.
+    fields = stat.rpartition(")")[2].split()
+    if not boot_id or len(fields) < 20:
+        return None
+    return fields[0], f"{boot_id}.{fields[19]}"
+
+
+def is_gone(owner: ProcessId, me: ProcessId) -> bool:
+    """True only when `owner` has certainly stopped: a process of this host and PID namespace
+    whose PID is free, is a zombie waiting to be reaped, or now belongs to a later process.
+    Whatever cannot be checked counts as running."""
+    if owner.host != me.host:
+        return False
+    if owner.pid == me.pid:
+        return owner.start != me.start  # our PID: a process before us, unless it is us
+    try:
+        os.kill(owner.pid, 0)  # signal 0 sends nothing: it only asks whether the PID exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # it exists, under another user
+    seen = process_status(owner.pid)
+    if seen is None:
+        return False
+    state, start = seen
+    if state in ("Z", "X"):
+        return True  # killed, not yet reaped by its parent
+    return bool(owner.start) and start != owner.start
+
+
+def release_dead_holds(db: sqlite3.Connection) -> int:
+    """Delete the holds whose owners are gone (see `is_gone`); return how many. Run in a write
+    transaction, so a process opening the file concurrently sees all of them or none."""
+    me = this_process()
+    owners = [row[0] for row in db.execute("SELECT DISTINCT owner FROM holds WHERE owner != ''")]
+    released = 0
+    for text in owners:
+        owner = ProcessId.parse(text)
+        if owner is not None and is_gone(owner, me):
+            released += db.execute("DELETE FROM holds WHERE owner = ?", (text,)).rowcount
+    return released
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.read()
+    except OSError:
+        return ""
+
+
+def _read_link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""

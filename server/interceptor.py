@@ -7,8 +7,8 @@ Health and reflection pass through untouched. The caller reaches the handler thr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
-from contextlib import aclosing, contextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -65,16 +65,14 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return wrapped
 
     def _wrap_stream(
-        self, method: str, behaviour: Callable[..., AsyncGenerator[Any, None]]
+        self, method: str, behaviour: Callable[..., Awaitable[None]]
     ) -> Callable[..., Any]:
-        async def wrapped(
-            request: Any, context: grpc.aio.ServicerContext
-        ) -> AsyncGenerator[Any, None]:
+        # fareway's streaming handlers write with context.write (see RouterService.Generate),
+        # so the wrapper is a coroutine too and cancellation reaches the handler's frames.
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> None:
             with self._call_span(method, context):
                 await self._authenticate(context)
-                async with aclosing(behaviour(request, context)) as items:
-                    async for item in items:
-                        yield item
+                await behaviour(request, context)
 
         return wrapped
 

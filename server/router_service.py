@@ -28,7 +28,19 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
 
     async def Generate(
         self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> None:
+        # Written with context.write rather than as an async generator: grpc cancels the
+        # handler's task when the caller goes away, and only a coroutine receives that
+        # cancellation inside its own frames, where it closes the stream and settles the bill.
+        # An async generator paused at a yield would be left for the garbage collector.
+        async with aclosing(self._events(request, context)) as events:
+            async for event in events:
+                await context.write(event)
+
+    async def _events(
+        self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncGenerator[router_pb2.GenerateEvent, None]:
+        """Generate's events, as Generate writes them and Complete collects them."""
         started = self._rt.clock.monotonic()
         tracing = self._rt.telemetry.tracing
         try:
@@ -51,7 +63,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     ) -> router_pb2.CompleteResponse:
         reply = router_pb2.CompleteResponse()
         text: list[str] = []
-        async with aclosing(self.Generate(request, context)) as stream:
+        async with aclosing(self._events(request, context)) as stream:
             async for event in stream:
                 kind = event.WhichOneof("event")
                 if kind == "decision":

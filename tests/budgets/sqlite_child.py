@@ -5,6 +5,9 @@
                                                never exits (the test kills it with SIGKILL)
     python sqlite_child.py hold PATH START N   print "ready", wait for a line on stdin, race
                                                N holds of 30, print how many were granted
+    python sqlite_child.py crash PATH START    settle 100 micro-USD, hold 30 as "in-flight",
+                                               print "held", then wait for a line on stdin
+                                               (the test kills it, or lets it exit)
 
 START is the ISO time of the ManualClock, so both sides agree on the window.
 """
@@ -49,11 +52,22 @@ async def race_holds(ledger: SqliteLedger, count: int) -> None:
     await ledger.aclose()
 
 
+async def hold_and_wait(ledger: SqliteLedger) -> None:
+    await ledger.hold(TENANT, "done", CHARGE_MICROS)
+    await ledger.settle(TENANT, "done", CHARGE_MICROS)
+    await ledger.hold(TENANT, "in-flight", HOLD_MICROS)
+    print("held", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    await ledger.aclose()
+
+
 def main(argv: list[str]) -> None:
     mode, path, start = argv[:3]
     ledger = SqliteLedger(path, ManualClock(datetime.fromisoformat(start)))
     if mode == "settle":
         asyncio.run(settle_forever(ledger))
+    elif mode == "crash":
+        asyncio.run(hold_and_wait(ledger))
     else:
         asyncio.run(race_holds(ledger, int(argv[3])))
 
