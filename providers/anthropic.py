@@ -21,6 +21,7 @@ from fareway.routing.request import ChatMessage, Role
 class AnthropicProvider:
     """Streams from the Anthropic Messages API (or anything that speaks it at `base_url`)."""
 
+    genai_name = "anthropic"
     simulated = False
 
     def __init__(
@@ -35,10 +36,12 @@ class AnthropicProvider:
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s
         )
+        self.server_address = self._client.base_url.host
 
     async def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
         """Yield text and usage as the stream delivers them; raise ProviderError on failure."""
         input_tokens = 0
+        response_id = response_model = ""
         try:
             async with self._client.messages.stream(
                 model=call.model.provider_model_id,
@@ -50,6 +53,8 @@ class AnthropicProvider:
                 stop_reason = ""
                 async for event in stream:
                     if event.type == "message_start":
+                        response_id = event.message.id
+                        response_model = event.message.model
                         input_tokens = event.message.usage.input_tokens
                         yield UsageReport(input_tokens, event.message.usage.output_tokens)
                     elif event.type == "content_block_delta" and event.delta.type == "text_delta":
@@ -57,7 +62,7 @@ class AnthropicProvider:
                     elif event.type == "message_delta":
                         stop_reason = event.delta.stop_reason or ""
                         yield UsageReport(input_tokens, event.usage.output_tokens)
-                yield Finish(stop_reason or "end_turn")
+                yield Finish(stop_reason or "end_turn", response_id, response_model)
         except (anthropic.APIError, httpx2.RequestError) as exc:
             # The SDK wraps transport errors only while sending; once the stream is open, a read
             # timeout or a dropped connection surfaces as the raw httpx2 error.

@@ -44,19 +44,27 @@ class UsageReport:
 
 @dataclass(frozen=True)
 class Finish:
-    """The model stopped normally; always the last event."""
+    """The model stopped normally; always the last event. `response_id` is the provider's id
+    for the answer (Anthropic's message id, OpenAI's completion id) and `response_model` the
+    model it says answered (an alias resolved to a version, say); "" when it reports none.
+    Traces carry both, so an answer can be found in the provider's own logs."""
 
     stop_reason: str
+    response_id: str = ""
+    response_model: str = ""
 
 
 ProviderEvent = TextChunk | UsageReport | Finish
 
 
 class Provider(Protocol):
-    """Streams one model attempt."""
+    """Streams one model attempt. `server_address` is the host calls go to ("" for a provider
+    with no server), which traces record as the conventional `server.address`."""
 
     name: str
+    genai_name: str  # the GenAI semantic conventions' provider name: "anthropic", "openai"
     simulated: bool
+    server_address: str
 
     def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
         """Start the call and yield its events; raise ProviderError on failure."""

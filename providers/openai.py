@@ -30,6 +30,7 @@ MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
 class OpenAIProvider:
     """Streams from `POST {base_url}/chat/completions` on any server that speaks OpenAI's API."""
 
+    genai_name = "openai"
     simulated = False
 
     def __init__(
@@ -52,12 +53,14 @@ class OpenAIProvider:
         self._client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s
         )
+        self.server_address = self._client.base_url.host
 
     async def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
         """Yield text and usage as the stream delivers them; raise ProviderError on failure."""
         limit = call.max_tokens
         by_new_name = self._max_tokens_field == "max_completion_tokens"
         finish_reason = ""
+        response_id = response_model = ""
         try:
             stream = await self._client.chat.completions.create(
                 model=call.model.provider_model_id,
@@ -72,6 +75,8 @@ class OpenAIProvider:
             # response and with it the upstream connection.
             async with stream:
                 async for chunk in stream:
+                    response_id = response_id or chunk.id
+                    response_model = response_model or chunk.model
                     if chunk.usage is not None:
                         usage = chunk.usage
                         yield UsageReport(usage.prompt_tokens, usage.completion_tokens)
@@ -90,7 +95,8 @@ class OpenAIProvider:
             # Every compatible server ends an answer with a finish_reason; a body that ends
             # cleanly without one was cut short (a proxy giving up, say), not finished.
             raise ProviderUnreachable("stream ended without a finish_reason", model=call.model.id)
-        yield Finish(_STOP_REASONS.get(finish_reason, finish_reason))
+        stop_reason = _STOP_REASONS.get(finish_reason, finish_reason)
+        yield Finish(stop_reason, response_id, response_model)
 
     async def aclose(self) -> None:
         """Close the SDK's connection pool."""

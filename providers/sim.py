@@ -36,7 +36,9 @@ class SimProvider:
     """Answers from a seeded word list, paced by the injected clock."""
 
     name = "sim"
+    genai_name = "fareway.sim"  # not a real provider, so a name in fareway's own namespace
     simulated = True
+    server_address = ""  # answers in-process
 
     def __init__(self, clock: Clock, profiles: Mapping[str, SimProfile] | None = None) -> None:
         self._clock = clock

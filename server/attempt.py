@@ -35,6 +35,8 @@ class Attempt:
         self.started_at = clock.monotonic()
         self.first_token_at: float | None = None
         self.stop_reason = ""
+        self.response_id = ""  # the provider's id for the answer, once it finished
+        self.response_model = ""  # the model the provider says answered, once it finished
         self.charged = False  # set once this attempt's usage is on the bill
         self._reported: UsageReport | None = None
         self._streamed: list[str] = []
@@ -77,6 +79,8 @@ class Attempt:
                     self._reported = event
                 elif isinstance(event, Finish):
                     self.stop_reason = event.stop_reason
+                    self.response_id = event.response_id
+                    self.response_model = event.response_model
 
     def usage(self) -> AttemptUsage:
         """The provider's figures; where a stream was cut before its final count, or a server

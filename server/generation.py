@@ -7,6 +7,7 @@ deadline), the hold is settled exactly once, to what the attempts actually used.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
@@ -122,7 +123,14 @@ class Generation:
                         met = event.ttft_ms <= request.latency_target_ms
                         await self._ledger.record_latency(request.tenant, met)
         finally:
-            await self._settle(bill)
+            # Shielded: a second cancellation (server shutdown, say) must not cut the settle
+            # short, or the tenant's hold would stay until its time-to-live.
+            settling = asyncio.ensure_future(self._settle(bill))
+            try:
+                await asyncio.shield(settling)
+            except asyncio.CancelledError:
+                await settling
+                raise
 
     async def _attempts(
         self, decision: Decision, bill: _Bill, started_at: float, timeout_s: float | None
@@ -171,13 +179,19 @@ class Generation:
         `failure` (the caller falls back); after it, it is raised as StreamBroken. However it
         ends (cancellation included), the attempt is charged and observed."""
         model = attempt.model
+        provider = self._providers[model.provider]
         tracing = self._telemetry.tracing
-        with tracing.attempt_span(bill.span, model, attempt.max_tokens, attempt.messages) as span:
+        with tracing.attempt_span(
+            bill.span,
+            model,
+            attempt.max_tokens,
+            attempt.messages,
+            provider.genai_name,
+            provider.server_address,
+        ) as span:
             error_type = ""
             try:
-                async with aclosing(
-                    attempt.stream(self._providers[model.provider], timeout_s)
-                ) as text:
+                async with aclosing(attempt.stream(provider, timeout_s)) as text:
                     async for piece in text:
                         yield piece
             except ProviderError as error:
@@ -207,14 +221,15 @@ class Generation:
             )
         self._telemetry.tracing.finish_attempt(
             span,
-            response_model=model.provider_model_id,
+            response_model=attempt.response_model or model.provider_model_id,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             stop_reason=attempt.stop_reason,
+            response_id=attempt.response_id,
             text=attempt.text,
         )
         self._telemetry.metrics.record_attempt(
-            provider=model.provider,
+            provider=self._providers[model.provider].genai_name,
             model=model.provider_model_id,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,

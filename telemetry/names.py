@@ -43,6 +43,9 @@ TENANT = "fareway.tenant"
 REQUEST_ID = "fareway.request_id"
 STRATEGY = "fareway.strategy"
 MODEL = "fareway.model"
+PROVIDER = (
+    "fareway.provider"  # the configuration's provider entry (gen_ai.provider.name is its kind)
+)
 TIER = "fareway.tier"
 REASON = "fareway.reason"
 CANDIDATES = "fareway.candidates"  # one "model tier score" or "model tier excluded: why" each

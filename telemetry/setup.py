@@ -9,13 +9,16 @@ batch settings are read by the OpenTelemetry SDK itself, from the process enviro
 
 Spans leave through a BatchSpanProcessor: a background thread exports them, so a slow or absent
 collector never blocks a stream; export failures are logged by the SDK and otherwise ignored.
+Shutdown flushes what is queued, but gives up after SHUTDOWN_TIMEOUT_S: with no collector the
+OTLP exporters retry each batch for up to OTEL_EXPORTER_OTLP_TIMEOUT (10 s), which would hold
+a stopping server for about 20 s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,21 +40,28 @@ from fareway.telemetry.metrics import Metrics
 from fareway.telemetry.tracing import Tracing
 
 INSTRUMENTATION_NAME = "fareway"
+SHUTDOWN_TIMEOUT_S = 5.0
 _EXPORTERS = ("otlp", "console", "none")
 
 
 @dataclass
 class Telemetry:
-    """The providers, and the fareway helpers bound to them."""
+    """The providers, and the fareway helpers bound to them. `span_exporters` are the exporters
+    behind the providers' batch processors, kept so that shutdown can cut their retries short."""
 
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
     tracing: Tracing
     metrics: Metrics
+    span_exporters: tuple[SpanExporter, ...] = ()
 
     @classmethod
     def from_providers(
-        cls, tracer_provider: TracerProvider, meter_provider: MeterProvider, record_content: bool
+        cls,
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+        record_content: bool,
+        span_exporters: Sequence[SpanExporter] = (),
     ) -> Telemetry:
         """Bind fareway's helpers to given providers (tests pass in-memory ones)."""
         return cls(
@@ -59,25 +69,45 @@ class Telemetry:
             meter_provider,
             Tracing(tracer_provider.get_tracer(INSTRUMENTATION_NAME), record_content),
             Metrics(meter_provider.get_meter(INSTRUMENTATION_NAME)),
+            tuple(span_exporters),
         )
 
-    async def shutdown(self) -> None:
-        """Flush and stop the exporters (blocking SDK calls, so off the event loop)."""
-        await asyncio.to_thread(self.tracer_provider.shutdown)
-        await asyncio.to_thread(self.meter_provider.shutdown)
+    async def shutdown(self, timeout_s: float | None = None) -> None:
+        """Flush and stop traces and metrics side by side, in about `timeout_s` (default
+        SHUTDOWN_TIMEOUT_S) at most when the collector does not answer; what is still queued
+        then is dropped. The SDK calls block, so they run off the event loop."""
+        if timeout_s is None:
+            timeout_s = SHUTDOWN_TIMEOUT_S
+        await asyncio.gather(
+            self._shutdown_traces(timeout_s),
+            asyncio.to_thread(self.meter_provider.shutdown, timeout_millis=timeout_s * 1000),
+        )
+
+    async def _shutdown_traces(self, timeout_s: float) -> None:
+        # TracerProvider.shutdown takes no timeout: it waits for the batch thread, which may be
+        # sleeping between retries of an export. Shutting the exporter down wakes it, and makes
+        # it drop the rest instead of retrying.
+        flushing = asyncio.ensure_future(asyncio.to_thread(self.tracer_provider.shutdown))
+        done, _ = await asyncio.wait({flushing}, timeout=timeout_s)
+        if not done:
+            for exporter in self.span_exporters:
+                await asyncio.to_thread(exporter.shutdown)
+        await flushing
 
 
 def configure_telemetry(env: Mapping[str, str], record_content: bool = False) -> Telemetry:
     """Providers and exporters as the OTEL_* variables in `env` ask."""
+    # Both exporters first: a bad value is refused before any export thread starts.
+    span_exporter = _span_exporter(env)
+    metric_exporter = _metric_exporter(env)
     resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "fareway")})
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    span_exporter = _span_exporter(env)
     if span_exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
-    metric_exporter = _metric_exporter(env)
     readers = [PeriodicExportingMetricReader(metric_exporter)] if metric_exporter else []
     meter_provider = MeterProvider(readers, resource=resource, shutdown_on_exit=False)
-    return Telemetry.from_providers(tracer_provider, meter_provider, record_content)
+    exporters = [span_exporter] if span_exporter is not None else []
+    return Telemetry.from_providers(tracer_provider, meter_provider, record_content, exporters)
 
 
 def _choice(env: Mapping[str, str], signal: str) -> str:

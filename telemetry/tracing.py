@@ -93,16 +93,28 @@ class Tracing:
 
     @contextmanager
     def attempt_span(
-        self, parent: Span, model: ModelSpec, max_tokens: int, messages: Sequence[ChatMessage]
+        self,
+        parent: Span,
+        model: ModelSpec,
+        max_tokens: int,
+        messages: Sequence[ChatMessage],
+        provider_name: str,
+        server_address: str = "",
     ) -> Iterator[Span]:
-        """One model attempt, named and attributed by the GenAI conventions."""
+        """One model attempt, named and attributed by the GenAI conventions. `provider_name` is
+        the conventional provider name (`anthropic`, `openai`); the configured provider entry
+        goes to `fareway.provider`. `server_address` is the provider's host ("" for the
+        in-process simulator, which has none)."""
         attributes: dict[str, AttributeValue] = {
             names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
-            names.GEN_AI_PROVIDER_NAME: model.provider,
+            names.GEN_AI_PROVIDER_NAME: provider_name,
+            names.PROVIDER: model.provider,
             names.GEN_AI_REQUEST_MODEL: model.provider_model_id,
             names.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
             names.MODEL: model.id,
         }
+        if server_address:
+            attributes[names.SERVER_ADDRESS] = server_address
         if self.record_content:
             attributes[names.GEN_AI_INPUT_MESSAGES] = json.dumps(
                 [{"role": m.role.value, "content": m.content} for m in messages]

@@ -17,6 +17,7 @@ from fareway.config.schema import FarewayConfig
 from fareway.core.clock import Clock, ManualClock
 from fareway.server.app import RunningServer, start_server
 from fareway.server.runtime import build_runtime
+from fareway.telemetry.setup import Telemetry
 from fareway.v1 import budget_pb2_grpc, router_pb2, router_pb2_grpc
 
 TENANT_KEY = "test-tenant-key"
@@ -134,8 +135,8 @@ HarnessFactory = Callable[..., Any]
 
 @pytest.fixture
 async def serve() -> AsyncIterator[HarnessFactory]:
-    """Start servers on demand: `await serve(config, clock=..., env=..., ledger=...)`; all stop
-    at the end (closing their ledgers)."""
+    """Start servers on demand: `await serve(config, clock=..., env=..., ledger=...,
+    telemetry=...)`; all stop at the end (closing their ledgers and flushing telemetry)."""
     started: list[Harness] = []
 
     async def start(
@@ -143,12 +144,14 @@ async def serve() -> AsyncIterator[HarnessFactory]:
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
         ledger: Ledger | None = None,
+        telemetry: Telemetry | None = None,
     ) -> Harness:
         runtime = await build_runtime(
             config or make_config(),
             clock or ManualClock(),
             env if env is not None else ENV,
             ledger,
+            telemetry,
         )
         running = await start_server(runtime, "127.0.0.1", 0)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
