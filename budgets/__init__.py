@@ -8,6 +8,7 @@ Usable on its own: nothing here knows about gRPC, routing or providers.
     redis.py       RedisLedger: several replicas share one ledger, one Lua script per change
     accounting.py  the bookkeeping all three share: window keys, state figures, refusals
     codec.py       limits as the JSON text the sqlite and redis ledgers store
+    processes.py   who owns a SQLite hold and whether that process is gone (crash recovery)
     windows.py     UTC calendar windows (day, month, total)
     pricing.py     token prices to micro-USD
 

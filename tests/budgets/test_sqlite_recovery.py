@@ -18,14 +18,8 @@ import pytest
 from fareway.budgets.accounting import epoch_ms
 from fareway.budgets.codec import encode_limits
 from fareway.budgets.ledger import Limit
-from fareway.budgets.sqlite import (
-    SCHEMA_VERSION,
-    ProcessId,
-    SqliteLedger,
-    is_gone,
-    process_status,
-    this_process,
-)
+from fareway.budgets.processes import ProcessId, is_gone, process_status, this_process
+from fareway.budgets.sqlite import SCHEMA_VERSION, SqliteLedger
 from fareway.budgets.windows import Window
 from fareway.core.clock import ManualClock
 from tests.budgets.contract.support import START, TENANT, figures
