@@ -7,6 +7,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from fareway.core.clock import Clock
+from fareway.core.errors import ProviderError
 from fareway.providers.base import Finish, Provider, ProviderCall, TextChunk, UsageReport
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Decision
@@ -38,6 +39,7 @@ class Attempt:
         self.response_id = ""  # the provider's id for the answer, once it finished
         self.response_model = ""  # the model the provider says answered, once it finished
         self.charged = False  # set once this attempt's usage is on the bill
+        self.error: ProviderError | None = None  # a failure before the first token
         self._reported: UsageReport | None = None
         self._streamed: list[str] = []
 

@@ -140,17 +140,16 @@ class Generation:
         model = decision.model
         for tried in range(1, self._max_attempts + 1):
             attempt = Attempt(model, decision, self._clock)
-            failure: list[ProviderError] = []
-            async with aclosing(self._try(attempt, bill, timeout_s, failure)) as pieces:
+            async with aclosing(self._try(attempt, bill, timeout_s)) as pieces:
                 async for text in pieces:
                     yield Delta(text)
             usage = bill.charge(attempt)
-            if not failure:
+            error = attempt.error
+            if error is None:
                 yield Billed(usage)
                 ttft_s = (attempt.first_token_at or self._clock.monotonic()) - started_at
                 yield Finished(attempt.stop_reason, bill.total(), round(ttft_s * 1000))
                 return
-            error = failure[0]
             if usage.input_tokens or usage.output_tokens:
                 yield Billed(usage)
             next_model = await self._hold_for_next(decision, queue, bill)
@@ -173,11 +172,10 @@ class Generation:
         attempt: Attempt,
         bill: _Bill,
         timeout_s: float | None,
-        failure: list[ProviderError],
     ) -> AsyncGenerator[str, None]:
-        """Stream one attempt under its span. A failure before the first token is appended to
-        `failure` (the caller falls back); after it, it is raised as StreamBroken. However it
-        ends (cancellation included), the attempt is charged and observed."""
+        """Stream one attempt under its span. A failure before the first token is kept as
+        `attempt.error` (the caller falls back); after it, it is raised as StreamBroken.
+        However it ends (cancellation included), the attempt is charged and observed."""
         model = attempt.model
         provider = self._providers[model.provider]
         tracing = self._telemetry.tracing
@@ -200,7 +198,7 @@ class Generation:
                 mark_failed(span, error.kind, str(error))
                 if attempt.first_token_at is not None:
                     raise StreamBroken(error) from error
-                failure.append(error)
+                attempt.error = error
             finally:
                 usage = bill.charge(attempt)
                 self._observe(attempt, usage, span, error_type)
