@@ -306,10 +306,12 @@ def _one_request_of_spans(tracing: Tracing, decision: Decision, metadata: dict[s
         tracing.server_span("/fareway.v1.RouterService/Generate", metadata),
         tracing.route_span("bench") as route,
     ):
-        record_event(route, names.EVENT_BUDGET_HOLD, amount_micros=estimate)
+        record_event(route, names.EVENT_BUDGET_HOLD, {names.AMOUNT: estimate})
         tracing.record_decision(route, decision, 10**9)
         messages = decision.request.messages
-        with tracing.attempt_span(route, model, 200, messages, "api.example.com") as attempt:
+        with tracing.attempt_span(
+            route, model, 200, messages, "anthropic", "api.example.com"
+        ) as attempt:
             tracing.finish_attempt(
                 attempt,
                 response_model=model.provider_model_id,
@@ -318,7 +320,7 @@ def _one_request_of_spans(tracing: Tracing, decision: Decision, metadata: dict[s
                 stop_reason="end_turn",
                 response_id="msg_0123456789",
             )
-        record_event(route, names.EVENT_BUDGET_SETTLE, amount_micros=estimate // 2)
+        record_event(route, names.EVENT_BUDGET_SETTLE, {names.AMOUNT: estimate // 2})
 
 
 async def measure(options: Options) -> dict[int, dict[str, list[Result]]]:

@@ -17,7 +17,6 @@ from fareway.core.errors import Unauthenticated
 
 log = logging.getLogger(__name__)
 
-PROTECTED_PREFIX = "/fareway.v1."
 DEMO_KEYS = ("fareway-demo-key", "fareway-admin-key")
 
 

@@ -158,9 +158,11 @@ class Generation:
             record_event(
                 bill.span,
                 names.EVENT_FALLBACK,
-                from_model=model.id,
-                to_model=next_model.id,
-                error=error.describe(),
+                {
+                    names.FROM_MODEL: model.id,
+                    names.TO_MODEL: next_model.id,
+                    names.ERROR: error.describe(),
+                },
             )
             self._telemetry.metrics.record_fallback(model.id, next_model.id)
             yield FallbackTaken(model.id, next_model.id, error.describe())
@@ -261,11 +263,11 @@ class Generation:
 
     async def _hold(self, bill: _Bill, amount_micros: int) -> None:
         await self._ledger.hold(bill.tenant, bill.hold_id, amount_micros)
-        record_event(bill.span, names.EVENT_BUDGET_HOLD, amount_micros=amount_micros)
+        record_event(bill.span, names.EVENT_BUDGET_HOLD, {names.AMOUNT: amount_micros})
 
     async def _settle(self, bill: _Bill) -> None:
         await self._ledger.settle(bill.tenant, bill.hold_id, bill.cost_micros, bill.tokens)
-        record_event(bill.span, names.EVENT_BUDGET_SETTLE, amount_micros=bill.cost_micros)
+        record_event(bill.span, names.EVENT_BUDGET_SETTLE, {names.AMOUNT: bill.cost_micros})
         for usage in bill.attempts:
             self._telemetry.metrics.record_cost(bill.tenant, usage.model, usage.cost_micros)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
@@ -157,16 +156,11 @@ class Tracing:
             )
         span.set_attributes(attributes)
 
-    def child_context(self, span: Span) -> Any:
-        """A context whose current span is `span`, to parent spans started elsewhere."""
-        return trace.set_span_in_context(span)
 
-
-def record_event(span: Span, name: str, **attributes: AttributeValue) -> None:
-    """One decision event (fallback, escalation, hedge, budget hold or settle) on `span`;
-    keyword names are fareway attribute suffixes: `from_model="a"` becomes
-    `fareway.from_model`."""
-    span.add_event(name, {f"fareway.{key}": value for key, value in attributes.items()})
+def record_event(span: Span, name: str, attributes: Mapping[str, AttributeValue]) -> None:
+    """One decision event (fallback, escalation, hedge, budget hold or settle) on `span`, its
+    attributes keyed by the constants of `telemetry.names`."""
+    span.add_event(name, attributes)
 
 
 def mark_failed(span: Span, error_type: str, message: str) -> None:
