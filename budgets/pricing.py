@@ -19,7 +19,7 @@ class Price:
     @classmethod
     def from_usd_per_mtok(cls, input_usd: Decimal | str, output_usd: Decimal | str) -> Price:
         """Build from the USD-per-million-token figures that price lists and configs use."""
-        return cls(_usd_to_micros(input_usd), _usd_to_micros(output_usd))
+        return cls(usd_to_micros(input_usd), usd_to_micros(output_usd))
 
     def cost_micros(self, input_tokens: int, output_tokens: int) -> int:
         """What these tokens cost, rounded up to the next micro-USD."""
@@ -29,8 +29,9 @@ class Price:
         return -(-numerator // TOKENS_PER_MTOK)
 
 
-def _usd_to_micros(usd: Decimal | str) -> int:
+def usd_to_micros(usd: Decimal | str) -> int:
+    """An amount in USD as whole micro-USD; ValueError when it is finer than that."""
     micros = Decimal(usd) * MICROS_PER_USD
     if micros != micros.to_integral_value():
-        raise ValueError(f"price {usd} USD has more precision than one micro-USD")
+        raise ValueError(f"{usd} USD has more precision than one micro-USD")
     return int(micros)

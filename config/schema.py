@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fareway.budgets.ledger import Limit, OnExceed, RateLimit
-from fareway.budgets.pricing import MICROS_PER_USD, Price
+from fareway.budgets.pricing import Price, usd_to_micros
 from fareway.budgets.windows import Window
 from fareway.providers.registry import ProviderConfig
 from fareway.providers.sim import SimProfile
@@ -108,9 +108,7 @@ class LimitSettings(_Strict):
 
     def limit(self) -> Limit:
         """As the ledger holds it."""
-        return Limit(
-            self.window, int(self.cap_usd * MICROS_PER_USD), self.soft_fraction, self.on_exceed
-        )
+        return Limit(self.window, usd_to_micros(self.cap_usd), self.soft_fraction, self.on_exceed)
 
 
 class RateLimitSettings(_Strict):
