@@ -10,11 +10,20 @@ earlier amount, so a fallback re-targets the hold instead of stacking a second o
 harmless; a hold never settled expires after the ledger's time-to-live, so a crashed replica's
 holds do not block the tenant forever. Hold ids are made per call by the server, never taken
 from the client, so a client reusing a request id cannot make a charge vanish.
+
+While a call streams, `checkpoint` records what it has used so far and pushes the hold's
+expiry forward: a hold whose process dies (or whose time-to-live runs out) is settled at its
+last checkpoint instead of being released, so a crash loses at most one checkpoint of charges.
+
+Configured budgets reach the ledger through `seed`; a backend that can lose its state (a
+Redis restarted empty) re-applies them by itself before it answers for a seeded tenant, so a
+tenant with configured caps is never served uncapped. A store that cannot be reached raises
+LedgerUnavailable from every method.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -79,6 +88,14 @@ class RateLimit:
     tokens_per_minute: int | None = None
 
 
+@dataclass(frozen=True)
+class TenantSeed:
+    """A tenant's budget as the configuration gives it."""
+
+    limits: tuple[Limit, ...]
+    latency_target_ms: int = 0
+
+
 class Ledger(Protocol):
     """Holds every tenant's limits, spend, in-flight holds and rate counters."""
 
@@ -95,6 +112,13 @@ class Ledger(Protocol):
         durable ledger, and SetBudget's later changes survive restarts."""
         ...
 
+    async def seed(self, seeds: Mapping[str, TenantSeed]) -> None:
+        """Remember the configured budgets and apply each one to a tenant the ledger does not
+        know yet (as `configure(only_if_new=True)`). Replaces the seeds of an earlier call. A
+        backend that can lose its state re-applies them whenever it finds a seeded tenant
+        missing, before it holds, admits or reports for that tenant."""
+        ...
+
     async def state(self, tenant: str) -> BudgetState:
         """The tenant's limits with current spend and live holds."""
         ...
@@ -109,6 +133,13 @@ class Ledger(Protocol):
         and release the hold. A second call with the same id does nothing."""
         ...
 
+    async def checkpoint(self, tenant: str, hold_id: str, used_micros: int, tokens: int) -> None:
+        """Record what the hold's call has used so far (cost and tokens, cumulative) and push
+        its expiry a full time-to-live ahead. Should its process die, or the hold expire, the
+        hold is settled at these figures instead of being released. Nothing for a hold that is
+        settled or gone."""
+        ...
+
     async def admit(self, tenant: str, rate: RateLimit) -> None:
         """Count one request against this minute's limits, or raise RateLimitExceeded (counting
         nothing) when the requests or the tokens settled this minute have reached the limit."""
@@ -116,6 +147,10 @@ class Ledger(Protocol):
 
     async def record_latency(self, tenant: str, met_target: bool) -> None:
         """Count one request towards the tenant's latency attainment."""
+        ...
+
+    async def ping(self) -> None:
+        """Return when the store answers; raise LedgerUnavailable when it does not."""
         ...
 
     async def aclose(self) -> None:

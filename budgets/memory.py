@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -13,7 +13,7 @@ from fareway.budgets.accounting import (
     limit_states,
     window_keys,
 )
-from fareway.budgets.ledger import BudgetState, Limit, RateLimit, minute_key
+from fareway.budgets.ledger import BudgetState, Limit, RateLimit, TenantSeed, minute_key
 from fareway.core.clock import Clock
 
 
@@ -79,6 +79,16 @@ class MemoryLedger:
             record.spent[key] = record.spent.get(key, 0) + actual_micros
         requests, minute_tokens = self._minute(record, now)
         record.minute = (minute_key(now), requests, minute_tokens + tokens)
+
+    async def seed(self, seeds: Mapping[str, TenantSeed]) -> None:
+        for tenant, seed in seeds.items():
+            await self.configure(tenant, seed.limits, seed.latency_target_ms, only_if_new=True)
+
+    async def checkpoint(self, tenant: str, hold_id: str, used_micros: int, tokens: int) -> None:
+        """Not yet recorded: the hold keeps its amount and expiry."""
+
+    async def ping(self) -> None:
+        """Nothing checked yet."""
 
     async def admit(self, tenant: str, rate: RateLimit) -> None:
         record = self._tenant(tenant)

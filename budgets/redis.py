@@ -63,7 +63,14 @@ from fareway.budgets.accounting import (
     window_keys,
 )
 from fareway.budgets.codec import decode_limits, encode_limits
-from fareway.budgets.ledger import BudgetState, Limit, RateLimit, budget_exceeded, minute_key
+from fareway.budgets.ledger import (
+    BudgetState,
+    Limit,
+    RateLimit,
+    TenantSeed,
+    budget_exceeded,
+    minute_key,
+)
 from fareway.budgets.windows import Window, window_bounds
 from fareway.core.clock import Clock
 
@@ -311,6 +318,16 @@ class RedisLedger:
                 *(self._spend_ttl_ms(end, now) for end in _window_ends(windows, now)),
             ],
         )
+
+    async def seed(self, seeds: Mapping[str, TenantSeed]) -> None:
+        for tenant, seed in seeds.items():
+            await self.configure(tenant, seed.limits, seed.latency_target_ms, only_if_new=True)
+
+    async def checkpoint(self, tenant: str, hold_id: str, used_micros: int, tokens: int) -> None:
+        """Not yet recorded: the hold keeps its amount and expiry."""
+
+    async def ping(self) -> None:
+        """Nothing checked yet."""
 
     async def admit(self, tenant: str, rate: RateLimit) -> None:
         now = self._clock.now()

@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +62,7 @@ from fareway.budgets.accounting import (
     window_keys,
 )
 from fareway.budgets.codec import decode_limits, encode_limits
-from fareway.budgets.ledger import BudgetState, Limit, RateLimit, minute_key
+from fareway.budgets.ledger import BudgetState, Limit, RateLimit, TenantSeed, minute_key
 from fareway.budgets.processes import ProcessId, is_gone, this_process
 from fareway.core.clock import Clock
 
@@ -229,6 +229,16 @@ class SqliteLedger:
             db.execute("DELETE FROM settled WHERE settled_at < ?", (forget_before,))
 
         await self._write(job)
+
+    async def seed(self, seeds: Mapping[str, TenantSeed]) -> None:
+        for tenant, seed in seeds.items():
+            await self.configure(tenant, seed.limits, seed.latency_target_ms, only_if_new=True)
+
+    async def checkpoint(self, tenant: str, hold_id: str, used_micros: int, tokens: int) -> None:
+        """Not yet recorded: the hold keeps its amount and expiry."""
+
+    async def ping(self) -> None:
+        """Nothing checked yet."""
 
     async def admit(self, tenant: str, rate: RateLimit) -> None:
         now = self._clock.now()

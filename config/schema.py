@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fareway.budgets.ledger import Limit, OnExceed, RateLimit
+from fareway.budgets.ledger import Limit, OnExceed, RateLimit, TenantSeed
 from fareway.budgets.pricing import Price, usd_to_micros
 from fareway.budgets.windows import Window
 from fareway.providers.registry import ProviderConfig
@@ -24,6 +24,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsSettings(_Strict):
+    """TLS for the gRPC port: PEM files, read at start and on reload. With `client_ca_file`,
+    callers must present a certificate that this CA signed (mutual TLS)."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+
 class ServerSettings(_Strict):
     """Where and how the gRPC server listens."""
 
@@ -31,6 +40,9 @@ class ServerSettings(_Strict):
     port: int = Field(50051, ge=0, le=65535)
     grace_s: float = Field(10.0, ge=0)
     max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    # The largest request body accepted; a larger one gets INVALID_ARGUMENT naming this limit.
+    max_request_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    tls: TlsSettings | None = None  # None: plaintext (fine on loopback or behind a mesh)
     # How many candidates a request may try before giving up (the first plus fallbacks).
     max_attempts: int = Field(3, ge=1)
 
@@ -134,6 +146,10 @@ class TenantSettings(_Strict):
     latency_target_ms: int = Field(0, ge=0)
     rate_limits: RateLimitSettings = RateLimitSettings()
 
+    def seed(self) -> TenantSeed:
+        """The budget this tenant's configuration gives the ledger."""
+        return TenantSeed(tuple(limit.limit() for limit in self.budget), self.latency_target_ms)
+
 
 class LedgerSettings(_Strict):
     """Where budgets live: `memory` (one process, lost on restart), `sqlite` (one file, durable;
@@ -146,6 +162,9 @@ class LedgerSettings(_Strict):
     prefix: str = "fareway"  # redis: key prefix, so several deployments can share a server
     # How long a hold outlives a replica that crashed before settling it.
     hold_ttl_s: float = Field(900.0, gt=0)
+    # How often a streaming call records its usage so far in its hold (and refreshes the
+    # hold's expiry): a crash loses at most this much of a stream's charges.
+    checkpoint_interval_s: float = Field(1.0, gt=0)
 
 
 class TelemetrySettings(_Strict):

@@ -15,7 +15,11 @@
     │   ├── ProviderUnreachable
     │   └── ProviderRejected    the provider refused the request itself (4xx other than 429)
     ├── AllCandidatesFailed     UNAVAILABLE        (every candidate failed before its first token)
-    └── StreamBroken            ABORTED            (a provider failed after tokens were streamed)
+    ├── StreamBroken            ABORTED            (a provider failed after tokens were streamed)
+    └── LedgerUnavailable       UNAVAILABLE        (the budget ledger cannot be reached)
+
+    StartupError                not a gRPC error: fareway cannot start (`fareway serve` prints
+                                its one-line message and exits non-zero)
 """
 
 from __future__ import annotations
@@ -141,3 +145,19 @@ class StreamBroken(FarewayError):
     def __init__(self, cause: ProviderError) -> None:
         self.cause = cause
         super().__init__(f"model {cause.model} failed mid-answer: {cause.describe()}")
+
+
+class LedgerUnavailable(FarewayError):
+    """The budget ledger cannot be reached, so nothing that needs it may run.
+
+    `str(error)` is what callers see and names no address or internal class; `detail` is for
+    the server's log and start-up errors (it may name the store's address)."""
+
+    def __init__(self, detail: str = "") -> None:
+        self.detail = detail
+        super().__init__("the budget ledger is unavailable; retry shortly")
+
+
+class StartupError(Exception):
+    """fareway cannot start. The message is one line naming the file, field, path, variable or
+    address at fault; `fareway serve` prints it without a traceback and exits non-zero."""

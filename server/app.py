@@ -86,8 +86,14 @@ async def serve(
     host: str | None = None,
     port: int | None = None,
     clock: Clock | None = None,
+    *,
+    config_path: str | None = None,
+    allow_demo_keys_on_network: bool = False,
 ) -> None:
-    """Run until SIGINT or SIGTERM, then drain gracefully."""
+    """Run until SIGINT or SIGTERM, then drain gracefully. SIGHUP re-reads `config_path` (None:
+    the embedded default). Raises StartupError, with a one-line message, when it cannot start;
+    serving a non-loopback address while the public demo keys are accepted is refused unless
+    `allow_demo_keys_on_network`."""
     runtime = await build_runtime(config, clock or SystemClock(), env)
     running = await start_server(
         runtime, host or config.server.host, config.server.port if port is None else port

@@ -11,7 +11,7 @@ from fareway.budgets.redis import RedisLedger
 from fareway.budgets.sqlite import SqliteLedger
 from fareway.config.schema import FarewayConfig, LedgerSettings
 from fareway.core.clock import Clock
-from fareway.core.errors import PermissionDenied
+from fareway.core.errors import LedgerUnavailable, PermissionDenied, StartupError
 from fareway.providers.base import Provider
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.latency import LatencyStats
@@ -78,9 +78,11 @@ async def build_runtime(
     }
     if ledger is None:
         ledger = build_ledger(config.ledger, clock, env)
-    for name, tenant in config.tenants.items():
-        limits = [limit.limit() for limit in tenant.budget]
-        await ledger.configure(name, limits, tenant.latency_target_ms, only_if_new=True)
+    try:
+        await ledger.seed({name: tenant.seed() for name, tenant in config.tenants.items()})
+    except LedgerUnavailable as error:
+        await ledger.aclose()
+        raise StartupError(f"ledger ({config.ledger.type}): {error.detail or error}") from error
     policies = {
         name: TenantPolicy(
             strategy=tenant.strategy or config.default_strategy,

@@ -16,6 +16,7 @@ from fareway.core.errors import (
     BudgetExceeded,
     FarewayError,
     InvalidRequest,
+    LedgerUnavailable,
     NoModelFits,
     PermissionDenied,
     ProviderError,
@@ -25,6 +26,8 @@ from fareway.core.errors import (
 )
 
 ERROR_DOMAIN = "fareway.dev"
+# What a caller refused for an unreachable ledger is told to wait before retrying.
+LEDGER_RETRY_S = 1.0
 
 
 def to_grpc_status(error: FarewayError, now: datetime) -> grpc.Status:
@@ -69,6 +72,8 @@ def _classify(error: FarewayError, now: datetime) -> tuple[int, list[Message]]:
         return code_pb2.ABORTED, _provider_details(error.cause)
     if isinstance(error, ProviderError):
         return code_pb2.UNAVAILABLE, _provider_details(error)
+    if isinstance(error, LedgerUnavailable):
+        return code_pb2.UNAVAILABLE, [_retry_info(LEDGER_RETRY_S)]
     return code_pb2.INTERNAL, []
 
 
