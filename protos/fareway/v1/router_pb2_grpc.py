@@ -71,8 +71,8 @@ class RouterServiceServicer:
 
     def Complete(self, request, context):
         """The same work as Generate, collected into one reply.
-        API.md fixes GenerateRequest as the request of Complete and Route, so that one message
-        describes every request the router serves.
+        Complete and Route take GenerateRequest on purpose (a published name of this API), so that
+        one message describes every request the router serves.
         buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
