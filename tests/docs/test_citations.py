@@ -1,0 +1,46 @@
+"""Documents in the repository cite only what is in it: every `NAME.md` and `NAME.proto` that a
+tracked file mentions is a tracked file too. A reader who follows a citation finds the page."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# `name.md` or `folder/name.proto`, but not a dotted Python module such as
+# `opentelemetry.proto.trace`.
+CITATION = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.(?:md|proto))\b(?!\.\w)")
+# Protobuf's well-known types ship with every protobuf installation.
+EXTERNAL_PREFIXES = ("google/protobuf/",)
+# Generated code quotes its inputs.
+SKIPPED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+
+
+def tracked_files() -> list[Path]:
+    """The files git tracks (the repository as a clone sees it)."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, text=True
+    ).stdout
+    return [ROOT / name for name in listing.split("\0") if name]
+
+
+def test_every_cited_document_is_in_the_repository() -> None:
+    files = tracked_files()
+    names = {path.name for path in files}
+    paths = {path.relative_to(ROOT).as_posix() for path in files}
+    missing: list[str] = []
+    for path in files:
+        if path.name.endswith(SKIPPED_SUFFIXES) or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for number, line in enumerate(text.splitlines(), start=1):
+            for cited in CITATION.findall(line):
+                if cited.startswith(EXTERNAL_PREFIXES):
+                    continue
+                if cited not in paths and Path(cited).name not in names:
+                    missing.append(f"{path.relative_to(ROOT)}:{number}: {cited}")
+    assert not missing, "citations of files that are not in the repository:\n" + "\n".join(missing)
