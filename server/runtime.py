@@ -69,13 +69,9 @@ async def build_runtime(
     production, a dict in tests); `ledger` defaults to the configured one. Tenants the ledger
     does not know yet get their configured budgets. `telemetry` defaults to what the OTEL_*
     variables in `env` ask for."""
-    catalog = Catalog((m.spec() for m in config.models), config.tiers)
-    strategies = {name: s.build(name, catalog) for name, s in config.strategies.items()}
-    profiles = {m.id: m.sim.profile() for m in config.models}
-    providers = {
-        name: settings.build(name, clock, profiles, env)
-        for name, settings in config.providers.items()
-    }
+    # Keys first: an unset key variable stops start-up before anything is opened.
+    keys = KeyRing.from_config(config, env)
+    providers = build_providers(config, clock, env)
     if ledger is None:
         ledger = build_ledger(config.ledger, clock, env)
     try:
@@ -83,6 +79,36 @@ async def build_runtime(
     except LedgerUnavailable as error:
         await ledger.aclose()
         raise StartupError(f"ledger ({config.ledger.type}): {error.detail or error}") from error
+    if telemetry is None:
+        telemetry = configure_telemetry(env, config.telemetry.record_content)
+    return assemble_runtime(config, clock, providers, ledger, telemetry, LatencyStats(), keys)
+
+
+def build_providers(
+    config: FarewayConfig, clock: Clock, env: Mapping[str, str]
+) -> dict[str, Provider]:
+    """The configured providers, by name."""
+    profiles = {m.id: m.sim.profile() for m in config.models}
+    return {
+        name: settings.build(name, clock, profiles, env)
+        for name, settings in config.providers.items()
+    }
+
+
+def assemble_runtime(
+    config: FarewayConfig,
+    clock: Clock,
+    providers: dict[str, Provider],
+    ledger: Ledger,
+    telemetry: Telemetry,
+    latency: LatencyStats,
+    keys: KeyRing,
+) -> Runtime:
+    """The runtime `config` describes, around the parts that outlive a configuration: the
+    ledger, telemetry, latency record and key ring. `build_runtime` uses it at start, and a
+    SIGHUP reload (`server.reload`) to swap in a new configuration."""
+    catalog = Catalog((m.spec() for m in config.models), config.tiers)
+    strategies = {name: s.build(name, catalog) for name, s in config.strategies.items()}
     policies = {
         name: TenantPolicy(
             strategy=tenant.strategy or config.default_strategy,
@@ -93,9 +119,6 @@ async def build_runtime(
         )
         for name, tenant in config.tenants.items()
     }
-    latency = LatencyStats()
-    if telemetry is None:
-        telemetry = configure_telemetry(env, config.telemetry.record_content)
     return Runtime(
         config=config,
         clock=clock,
@@ -106,7 +129,7 @@ async def build_runtime(
         generation=Generation(
             providers, ledger, clock, config.server.max_attempts, latency, telemetry
         ),
-        keys=KeyRing.from_config(config, env),
+        keys=keys,
         policies=policies,
         rates={name: tenant.rate_limits.rate() for name, tenant in config.tenants.items()},
         telemetry=telemetry,
