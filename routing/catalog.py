@@ -39,6 +39,8 @@ class Catalog:
             sorted(models, key=lambda m: (self._rank[m.tier], m.price.output_micros_per_mtok))
         )
         self._by_id = {m.id: m for m in self.models}
+        # Every capability some model offers: a request needing another can never be served.
+        self.capabilities: frozenset[str] = frozenset().union(*(m.capabilities for m in models))
 
     def get(self, model_id: str) -> ModelSpec | None:
         """The model with this catalog id, or None."""

@@ -32,7 +32,8 @@ class Hints:
     tier: str = ""
     max_cost_micros: int | None = None
     latency_target_ms: int | None = None
-    required_capabilities: frozenset[str] = frozenset()
+    # In the caller's order, so that a problem can name its index (hints.required_capabilities[i]).
+    required_capabilities: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from fareway.core.errors import FarewayError, InvalidRequest, NoModelFits
+from fareway.core.errors import FarewayError, FieldViolation, InvalidRequest, NoModelFits
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import Candidate, Decision, estimate_cost_micros
 from fareway.routing.features import Features, extract_features
 from fareway.routing.latency import LatencyStats
-from fareway.routing.request import RouteRequest
+from fareway.routing.request import Hints, RouteRequest
 from fareway.routing.strategy import Ranking, Scored, Strategy, unknown
 
 PIN_STRATEGY = "pin"
@@ -32,6 +32,8 @@ class _Screening:
     eligible: list[ModelSpec] = field(default_factory=list)
     excluded: list[Candidate] = field(default_factory=list)
     over_ceiling: list[tuple[ModelSpec, int]] = field(default_factory=list)  # (model, estimate)
+    # The request field each constraint exclusion is about, by model id, for refusals.
+    blamed: dict[str, str] = field(default_factory=dict)
 
     def exclude_all_but(self, keep: Sequence[ModelSpec], reason: str) -> None:
         """Keep only `keep` eligible; the others are excluded with `reason`."""
@@ -40,9 +42,10 @@ class _Screening:
         ]
         self.eligible = list(keep)
 
-    def refusal(self, among: Sequence[ModelSpec], field: str) -> FarewayError:
+    def refusal(self, among: Sequence[ModelSpec], field: str = "") -> FarewayError:
         """Why none of `among` can serve: the cost ceiling when that removed any of them (the
-        request would be served if it could pay), else the reason the last one went."""
+        request would be served if it could pay), else the reason the last one went, reported
+        on `field`, or when that is empty on the field that reason is about."""
         over = [(m, cost) for m, cost in self.over_ceiling if m in among]
         if over:
             cheapest, cost = min(over, key=lambda pair: pair[1])
@@ -52,10 +55,12 @@ class _Screening:
             )
         reasons = [c for c in self.excluded if c.model in among]
         if not reasons:
-            return InvalidRequest.single(field, "no model is configured for this request")
+            return InvalidRequest.single(
+                field or "messages", "no model is configured for this request"
+            )
         last = reasons[-1]
         return InvalidRequest.single(
-            field,
+            field or self.blamed.get(last.model.id, "messages"),
             f"no model can serve this request; the last, {last.model.id}, {last.excluded_reason}",
         )
 
@@ -76,7 +81,9 @@ class Router:
     async def decide(self, request: RouteRequest, policy: TenantPolicy) -> Decision:
         """Choose a model for this request, or raise InvalidRequest / NoModelFits saying why
         none can serve it."""
-        self._check_hints(request)
+        problems = self.violations(request.hints, request.max_tokens, policy)
+        if problems:
+            raise InvalidRequest(problems)
         features = extract_features(request)
         screening = self._screen(request, features, policy)
         hints = request.hints
@@ -85,9 +92,9 @@ class Router:
         elif hints.tier:
             strategy_name, ranking = PIN_STRATEGY, self._pin_tier(hints.tier, screening)
         else:
-            strategy_name = _strategy_for(request, policy)
+            strategy_name = _strategy_for(hints, policy)
             if not screening.eligible:
-                raise screening.refusal(self.catalog.models, "messages")
+                raise screening.refusal(self.catalog.models)
             strategy = self.strategies[strategy_name]
             ranking = await strategy.rank(request, features, screening.eligible)
         return Decision(
@@ -100,25 +107,48 @@ class Router:
             signals=dict(ranking.signals),
         )
 
-    def _check_hints(self, request: RouteRequest) -> None:
-        hints = request.hints
+    def violations(
+        self, hints: Hints, max_tokens: int, policy: TenantPolicy
+    ) -> list[FieldViolation]:
+        """Every problem of these hints (and max_tokens) against the catalog and strategies:
+        unknown strategy, model or tier, max_tokens above what any model accepts, a capability
+        that is empty or that no model offers, and what the ranking strategy refuses. Empty
+        when there is none; the server reports these with the request's other problems."""
+        found: list[FieldViolation] = []
         if hints.strategy and hints.strategy not in self.strategies:
-            raise InvalidRequest.single(
-                "hints.strategy", unknown("strategy", hints.strategy, sorted(self.strategies))
-            )
+            what = unknown("strategy", hints.strategy, sorted(self.strategies))
+            found.append(FieldViolation("hints.strategy", what))
         if hints.model and self.catalog.get(hints.model) is None:
             known = [m.id for m in self.catalog.models]
-            raise InvalidRequest.single("hints.model", unknown("model", hints.model, known))
+            found.append(FieldViolation("hints.model", unknown("model", hints.model, known)))
         if hints.tier and not self.catalog.has_tier(hints.tier):
-            raise InvalidRequest.single(
-                "hints.tier", unknown("tier", hints.tier, self.catalog.tiers)
+            what = unknown("tier", hints.tier, self.catalog.tiers)
+            found.append(FieldViolation("hints.tier", what))
+        if max_tokens > self.catalog.largest_max_output:
+            found.append(
+                FieldViolation(
+                    "max_tokens",
+                    f"{max_tokens} is larger than any model accepts "
+                    f"(at most {self.catalog.largest_max_output})",
+                )
             )
-        if request.max_tokens > self.catalog.largest_max_output:
-            raise InvalidRequest.single(
-                "max_tokens",
-                f"{request.max_tokens} is larger than any model accepts "
-                f"(at most {self.catalog.largest_max_output})",
-            )
+        found += self._capability_violations(hints.required_capabilities)
+        if not (hints.model or hints.tier):  # a pin wins, so no strategy ranks the request
+            strategy = self.strategies.get(_strategy_for(hints, policy))
+            if strategy is not None:
+                found += strategy.violations(hints)
+        return found
+
+    def _capability_violations(self, capabilities: Sequence[str]) -> list[FieldViolation]:
+        found: list[FieldViolation] = []
+        for i, name in enumerate(capabilities):
+            field_name = f"hints.required_capabilities[{i}]"
+            if not name.strip():
+                found.append(FieldViolation(field_name, "must not be empty"))
+            elif name not in self.catalog.capabilities:
+                what = unknown("capability", name, sorted(self.catalog.capabilities) or ["none"])
+                found.append(FieldViolation(field_name, f"{what} (no model offers it)"))
+        return found
 
     def _screen(
         self, request: RouteRequest, features: Features, policy: TenantPolicy
@@ -126,7 +156,9 @@ class Router:
         screening = _Screening()
         ceiling = request.hints.max_cost_micros
         for model in self.catalog.models:
-            reason = _constraint_violation(model, request, features, policy)
+            blamed, reason = _constraint_violation(model, request, features, policy)
+            if reason:
+                screening.blamed[model.id] = blamed
             cost = estimate_cost_micros(model, features.prompt_tokens, request.max_tokens)
             if not reason and ceiling is not None and cost > ceiling:
                 reason = f"estimated cost {cost} micro-USD is above max_cost_micros {ceiling}"
@@ -157,7 +189,7 @@ class Router:
         pinned = [m for m in screening.eligible if m.id == model_id]
         if not pinned:
             model = self.catalog.get(model_id)
-            assert model is not None, "_check_hints rejects unknown models"
+            assert model is not None, "violations() rejects unknown models"
             raise screening.refusal([model], "hints.model")
         screening.exclude_all_but(pinned, "not the pinned model")
         return Ranking([Scored(pinned[0], 1.0)], f"hints.model pinned {model_id}")
@@ -173,9 +205,8 @@ class Router:
         return Ranking(ranked, f"hints.tier pinned the {tier} tier")
 
 
-def _strategy_for(request: RouteRequest, policy: TenantPolicy) -> str:
+def _strategy_for(hints: Hints, policy: TenantPolicy) -> str:
     """An explicit hints.strategy, else the step strategy for agent steps, else the tenant's."""
-    hints = request.hints
     if hints.strategy:
         return hints.strategy
     if hints.step_type and policy.step_strategy:
@@ -185,16 +216,17 @@ def _strategy_for(request: RouteRequest, policy: TenantPolicy) -> str:
 
 def _constraint_violation(
     model: ModelSpec, request: RouteRequest, features: Features, policy: TenantPolicy
-) -> str:
+) -> tuple[str, str]:
+    """(the request field at fault, why `model` cannot serve), or ("", "") when it can."""
     if policy.allowed_models is not None and model.id not in policy.allowed_models:
-        return f"not allowed for tenant '{request.tenant}'"
-    missing = request.hints.required_capabilities - model.capabilities
+        return "messages", f"not allowed for tenant '{request.tenant}'"
+    missing = set(request.hints.required_capabilities) - model.capabilities
     if missing:
-        return f"lacks capabilities: {', '.join(sorted(missing))}"
+        return "hints.required_capabilities", f"lacks capabilities: {', '.join(sorted(missing))}"
     needed = features.prompt_tokens + min(request.max_tokens, model.max_output_tokens)
     if needed > model.context_window:
-        return (
+        return "messages", (
             f"prompt (~{features.prompt_tokens} tokens) plus max_tokens does not fit its "
             f"context window of {model.context_window} tokens"
         )
-    return ""
+    return "", ""

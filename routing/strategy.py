@@ -11,9 +11,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import Catalog, ModelSpec
+from fareway.routing.echo import echo
 from fareway.routing.features import Features
-from fareway.routing.request import RouteRequest
+from fareway.routing.request import Hints, RouteRequest
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class Strategy(Protocol):
     """Ranks the eligible models for one request."""
 
     name: str
+
+    def violations(self, hints: Hints) -> list[FieldViolation]:
+        """What this strategy would refuse in `hints` (an empty list when nothing), so that the
+        router reports it with every other problem of the request before ranking."""
+        ...
 
     async def rank(
         self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
@@ -84,5 +91,6 @@ def target_problem(
 
 
 def unknown(what: str, value: str, known: Iterable[object]) -> str:
-    """The one wording for a name that does not resolve: it lists the names that do."""
-    return f"unknown {what} '{value}'; known: {', '.join(str(k) for k in known)}"
+    """The one wording for a name that does not resolve: it lists the names that do. The value
+    is quoted through `echo`, since it may be a caller's and of any length."""
+    return f"unknown {what} '{echo(value)}'; known: {', '.join(str(k) for k in known)}"

@@ -62,7 +62,12 @@ async def start_server(runtime: Runtime, host: str, port: int) -> RunningServer:
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
     ]
-    interceptor = RequestInterceptor(runtime.keys, runtime.clock, runtime.telemetry.tracing)
+    interceptor = RequestInterceptor(
+        runtime.keys,
+        runtime.clock,
+        runtime.telemetry.tracing,
+        max_request_bytes=settings.max_request_bytes,
+    )
     server = grpc.aio.server(interceptors=[interceptor], options=options)
     router_pb2_grpc.add_RouterServiceServicer_to_server(RouterService(runtime), server)
     budget_pb2_grpc.add_BudgetServiceServicer_to_server(BudgetService(runtime), server)

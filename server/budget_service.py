@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 
 from fareway.core.errors import FarewayError, InvalidRequest, PermissionDenied
+from fareway.routing.echo import echo
+from fareway.routing.strategy import unknown
 from fareway.server.auth import Principal, current_principal
 from fareway.server.convert import decode_limits, encode_budget
 from fareway.server.runtime import Runtime
@@ -46,12 +48,15 @@ class BudgetService(budget_pb2_grpc.BudgetServiceServicer):
             self._check_known(asked)
             return asked
         if asked and asked != caller.tenant:
-            raise PermissionDenied(f"a tenant key may read only its own budget ('{caller.tenant}')")
+            raise PermissionDenied(
+                f"a tenant key may read only its own budget ('{echo(caller.tenant)}')"
+            )
         return caller.tenant
 
     def _check_known(self, tenant: str) -> None:
         if not tenant:
             raise InvalidRequest.single("tenant", "required with an admin key")
         if tenant not in self._rt.policies:
-            known = ", ".join(sorted(self._rt.policies))
-            raise InvalidRequest.single("tenant", f"unknown tenant '{tenant}'; known: {known}")
+            raise InvalidRequest.single(
+                "tenant", unknown("tenant", tenant, sorted(self._rt.policies))
+            )

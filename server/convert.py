@@ -6,7 +6,7 @@ Decoding validates: every problem in a request becomes a field violation, all re
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -34,8 +34,16 @@ _ON_EXCEED = {
 }
 
 
-def decode_request(message: router_pb2.GenerateRequest, tenant: str) -> RouteRequest:
-    """A validated RouteRequest, or InvalidRequest listing every bad field."""
+# Checks of the decoded hints and max_tokens that need more than the message (the router's
+# catalog and strategies); see Router.violations.
+HintCheck = Callable[[Hints, int], list[FieldViolation]]
+
+
+def decode_request(
+    message: router_pb2.GenerateRequest, tenant: str, check: HintCheck | None = None
+) -> RouteRequest:
+    """A validated RouteRequest, or InvalidRequest listing every bad field: the message's own
+    problems and, with `check`, those of its hints against the configuration, all at once."""
     violations: list[FieldViolation] = []
     if not message.messages:
         violations.append(FieldViolation("messages", "must not be empty"))
@@ -58,9 +66,11 @@ def decode_request(message: router_pb2.GenerateRequest, tenant: str) -> RouteReq
         violations.append(
             FieldViolation("request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters")
         )
-    hints = message.hints
-    if hints.HasField("max_cost_micros") and hints.max_cost_micros <= 0:
+    hints = _decode_hints(message.hints)
+    if hints.max_cost_micros is not None and hints.max_cost_micros <= 0:
         violations.append(FieldViolation("hints.max_cost_micros", "must be greater than 0"))
+    if check is not None:
+        violations += check(hints, message.max_tokens)
     if violations:
         raise InvalidRequest(violations)
     return RouteRequest(
@@ -69,18 +79,20 @@ def decode_request(message: router_pb2.GenerateRequest, tenant: str) -> RouteReq
         tenant=tenant,
         request_id=message.request_id or uuid.uuid4().hex,
         system=message.system,
-        hints=Hints(
-            strategy=hints.strategy,
-            step_type=hints.step_type,
-            model=hints.model,
-            tier=hints.tier,
-            max_cost_micros=hints.max_cost_micros if hints.HasField("max_cost_micros") else None,
-            latency_target_ms=(
-                hints.latency_target_ms if hints.HasField("latency_target_ms") else None
-            ),
-            required_capabilities=frozenset(hints.required_capabilities),
-            labels=dict(hints.labels),
-        ),
+        hints=hints,
+    )
+
+
+def _decode_hints(hints: router_pb2.RoutingHints) -> Hints:
+    return Hints(
+        strategy=hints.strategy,
+        step_type=hints.step_type,
+        model=hints.model,
+        tier=hints.tier,
+        max_cost_micros=hints.max_cost_micros if hints.HasField("max_cost_micros") else None,
+        latency_target_ms=hints.latency_target_ms if hints.HasField("latency_target_ms") else None,
+        required_capabilities=tuple(hints.required_capabilities),
+        labels=dict(hints.labels),
     )
 
 

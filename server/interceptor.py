@@ -1,36 +1,69 @@
-"""What runs around every fareway.v1 handler: its server span, then authentication.
+"""What runs around every fareway.v1 handler: its server span, authentication, then the body.
 
 Health and reflection pass through untouched. The caller reaches the handler through
 `auth.current_principal`; the span ends with the call's gRPC status code.
+
+gRPC decodes a request before any handler or interceptor code runs, and a body that does not
+decode would fail there: UNKNOWN with an internal class name, a traceback in the log, and
+before the key is checked. So each fareway.v1 handler's deserializer is wrapped to never raise:
+a body over `max_request_bytes`, or one that does not decode, becomes an `Undecodable` marker,
+and the wrapped handler authenticates first, then refuses the marker as INVALID_ARGUMENT on
+the field "body" with one line in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import Error as ProtobufError
 from opentelemetry.trace import Span
 
 from fareway.core.clock import Clock
-from fareway.core.errors import FarewayError
+from fareway.core.errors import FarewayError, InvalidRequest
+from fareway.routing.echo import echo
 from fareway.server.auth import KeyRing, current_principal
 from fareway.server.status import abort
 from fareway.telemetry import names
 from fareway.telemetry.tracing import Tracing, mark_failed
 
+log = logging.getLogger(__name__)
+
 PROTECTED_PREFIX = "/fareway.v1."
+LIMIT_SETTING = "server.max_request_bytes"
+
+Deserializer = Callable[[bytes], Any]
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """What a wrapped deserializer returns for a body it refuses: why, in one line."""
+
+    problem: str  # what the caller is told, after the field name "body"
+    cause: str = ""  # for the log only (the parser's own words)
 
 
 class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Traces and authenticates fareway.v1 calls."""
+    """Traces and authenticates fareway.v1 calls, and refuses bodies that are too large or do
+    not decode (after authentication). `max_request_bytes` None leaves the size to gRPC."""
 
-    def __init__(self, keys: KeyRing, clock: Clock, tracing: Tracing) -> None:
+    def __init__(
+        self,
+        keys: KeyRing,
+        clock: Clock,
+        tracing: Tracing,
+        *,
+        max_request_bytes: int | None = None,
+    ) -> None:
         self._keys = keys
         self._clock = clock
         self._tracing = tracing
+        self._max_request_bytes = max_request_bytes
 
     async def intercept_service(
         self,
@@ -40,19 +73,43 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or not details.method.startswith(PROTECTED_PREFIX):
             return handler
+        deserializer = self._tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(details.method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(details.method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+    def _tolerant(self, deserializer: Deserializer | None) -> Deserializer:
+        """`deserializer`, except that it returns an Undecodable instead of raising, and
+        refuses a body over the size limit before parsing it."""
+        limit = self._max_request_bytes
+
+        def deserialize(raw: bytes) -> Any:
+            if limit is not None and len(raw) > limit:
+                return Undecodable(
+                    f"the request is {len(raw)} bytes, above the limit of {limit} bytes "
+                    f"({LIMIT_SETTING})"
+                )
+            if deserializer is None:
+                return raw
+            try:
+                return deserializer(raw)
+            except ProtobufError as error:
+                return Undecodable(
+                    "does not decode as this method's request message (a serialized protobuf)",
+                    cause=str(error),
+                )
+
+        return deserialize
 
     def _wrap_unary(
         self, method: str, behaviour: Callable[..., Awaitable[Any]]
@@ -60,6 +117,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             with self._call_span(method, context):
                 await self._authenticate(context)
+                await self._refuse_undecodable(method, request, context)
                 return await behaviour(request, context)
 
         return wrapped
@@ -72,6 +130,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> None:
             with self._call_span(method, context):
                 await self._authenticate(context)
+                await self._refuse_undecodable(method, request, context)
                 await behaviour(request, context)
 
         return wrapped
@@ -94,6 +153,16 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             current_principal.set(self._keys.authenticate(context.invocation_metadata()))
         except FarewayError as error:
             await abort(context, error, self._clock.now())
+
+    async def _refuse_undecodable(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext
+    ) -> None:
+        if not isinstance(request, Undecodable):
+            return
+        # One line, no traceback: a bad body is the caller's mistake, not the server's.
+        cause = f" ({echo(request.cause, 200)})" if request.cause else ""
+        log.info("refused the body of a call to %s: %s%s", method, request.problem, cause)
+        await abort(context, InvalidRequest.single("body", request.problem), self._clock.now())
 
 
 def _status_of(error: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:

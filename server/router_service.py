@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import replace
+from functools import partial
 
 import grpc
 
@@ -109,8 +110,10 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         principal = current_principal.get()
         policy = self._rt.policy_for(principal)
         budget = await self._rt.ledger.state(principal.tenant)
+        # The router's hint checks run with decoding, so one error lists every problem.
+        check = partial(self._rt.router.violations, policy=policy)
         routed = replace(
-            decode_request(request, principal.tenant),
+            decode_request(request, principal.tenant, check),
             budget_remaining_micros=budget.remaining_micros,
             tenant_latency_target_ms=budget.latency_target_ms,
         )

@@ -1,7 +1,19 @@
-"""The one place where fareway errors become gRPC statuses, with google.rpc rich details."""
+"""The one place where fareway errors become gRPC statuses, with google.rpc rich details.
+
+A status travels in the call's trailers, twice over: the message as `grpc-message`
+(percent-encoded, so up to three bytes a byte) and the whole `google.rpc.Status`, message and
+details, as `grpc-status-details-bin` (base64). gRPC clients refuse trailers above 8 KB by
+default and report that as RESOURCE_EXHAUSTED, which would turn a caller's mistake into
+something that looks like a spent budget. So whatever the error holds, the message is cut to
+MAX_MESSAGE_BYTES, every string in a detail to MAX_DETAIL_TEXT_BYTES, and field violations stop
+at MAX_VIOLATIONS_BYTES with one more saying how many were left out: about 5 KB on the wire at
+worst. Values the caller sent are already short where they are echoed (`routing.echo`); these
+bounds are the backstop.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import NoReturn
 
@@ -15,6 +27,7 @@ from fareway.core.errors import (
     AllCandidatesFailed,
     BudgetExceeded,
     FarewayError,
+    FieldViolation,
     InvalidRequest,
     LedgerUnavailable,
     NoModelFits,
@@ -24,16 +37,20 @@ from fareway.core.errors import (
     StreamBroken,
     Unauthenticated,
 )
+from fareway.routing.echo import ELLIPSIS
 
 ERROR_DOMAIN = "fareway.dev"
 # What a caller refused for an unreachable ledger is told to wait before retrying.
 LEDGER_RETRY_S = 1.0
+MAX_MESSAGE_BYTES = 512
+MAX_DETAIL_TEXT_BYTES = 256
+MAX_VIOLATIONS_BYTES = 1536
 
 
 def to_grpc_status(error: FarewayError, now: datetime) -> grpc.Status:
     """The status (code, one-line message, details in trailers) a caller receives for `error`."""
     code, details = _classify(error, now)
-    message = status_pb2.Status(code=code, message=str(error))
+    message = status_pb2.Status(code=code, message=clip(str(error), MAX_MESSAGE_BYTES))
     for detail in details:
         packed = any_pb2.Any()
         packed.Pack(detail)
@@ -43,13 +60,7 @@ def to_grpc_status(error: FarewayError, now: datetime) -> grpc.Status:
 
 def _classify(error: FarewayError, now: datetime) -> tuple[int, list[Message]]:
     if isinstance(error, InvalidRequest):
-        violations = [
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in error.violations
-        ]
-        return code_pb2.INVALID_ARGUMENT, [
-            error_details_pb2.BadRequest(field_violations=violations)
-        ]
+        return code_pb2.INVALID_ARGUMENT, [_bad_request(error.violations)]
     if isinstance(error, Unauthenticated):
         return code_pb2.UNAUTHENTICATED, []
     if isinstance(error, PermissionDenied):
@@ -77,8 +88,38 @@ def _classify(error: FarewayError, now: datetime) -> tuple[int, list[Message]]:
     return code_pb2.INTERNAL, []
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8 (on a character boundary), with an
+    ellipsis when it was cut."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - len(ELLIPSIS.encode())].decode(errors="ignore") + ELLIPSIS
+
+
+def _bad_request(violations: Sequence[FieldViolation]) -> error_details_pb2.BadRequest:
+    """Every violation while they fit in MAX_VIOLATIONS_BYTES, then one saying how many more."""
+    bad = error_details_pb2.BadRequest()
+    for shown, violation in enumerate(violations):
+        entry = error_details_pb2.BadRequest.FieldViolation(
+            field=clip(violation.field, MAX_DETAIL_TEXT_BYTES),
+            description=clip(violation.description, MAX_DETAIL_TEXT_BYTES),
+        )
+        if bad.ByteSize() + entry.ByteSize() > MAX_VIOLATIONS_BYTES:
+            left = len(violations) - shown
+            bad.field_violations.add(
+                field="request", description=f"{left} more violations not shown"
+            )
+            break
+        bad.field_violations.append(entry)
+    return bad
+
+
 def _quota_failure(subject: str, description: str) -> error_details_pb2.QuotaFailure:
-    violation = error_details_pb2.QuotaFailure.Violation(subject=subject, description=description)
+    violation = error_details_pb2.QuotaFailure.Violation(
+        subject=clip(subject, MAX_DETAIL_TEXT_BYTES),
+        description=clip(description, MAX_DETAIL_TEXT_BYTES),
+    )
     return error_details_pb2.QuotaFailure(violations=[violation])
 
 
@@ -92,7 +133,10 @@ def _provider_details(error: ProviderError) -> list[Message]:
     info = error_details_pb2.ErrorInfo(
         reason=error.kind.upper(),
         domain=ERROR_DOMAIN,
-        metadata={"model": error.model, "error": str(error)[:500]},
+        metadata={
+            "model": clip(error.model, MAX_DETAIL_TEXT_BYTES),
+            "error": clip(str(error), MAX_DETAIL_TEXT_BYTES),
+        },
     )
     details: list[Message] = [info]
     if error.retry_after_s is not None:

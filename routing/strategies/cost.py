@@ -13,11 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fareway.core.errors import NoModelFits
+from fareway.core.errors import FieldViolation, NoModelFits
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import estimate_cost_micros
 from fareway.routing.features import Features
-from fareway.routing.request import RouteRequest
+from fareway.routing.request import Hints, RouteRequest
 from fareway.routing.strategy import Problem, Ranking, Scored
 
 
@@ -45,6 +45,10 @@ class CostStrategy:
     def __init__(self, default_max_cost_micros: int | None, name: str = "cost") -> None:
         self.name = name
         self._default_ceiling = default_max_cost_micros
+
+    def violations(self, hints: Hints) -> list[FieldViolation]:
+        """Nothing in the hints can be wrong for this strategy."""
+        return []
 
     async def rank(
         self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]

@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.features import Features
-from fareway.routing.request import RouteRequest
+from fareway.routing.request import Hints, RouteRequest
 from fareway.routing.strategy import (
     FieldPath,
     Problem,
@@ -127,6 +128,10 @@ class RulesStrategy:
         self._catalog = catalog
         self._rules = tuple(rules)
         self._default_tier = default_tier
+
+    def violations(self, hints: Hints) -> list[FieldViolation]:
+        """Nothing in the hints can be wrong for this strategy."""
+        return []
 
     async def rank(
         self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]

@@ -12,10 +12,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fareway.core.errors import InvalidRequest
+from fareway.core.errors import FieldViolation, InvalidRequest
 from fareway.routing.catalog import Catalog, ModelSpec
+from fareway.routing.echo import echo
 from fareway.routing.features import Features
-from fareway.routing.request import RouteRequest
+from fareway.routing.request import Hints, RouteRequest
 from fareway.routing.strategy import (
     Problem,
     Ranking,
@@ -61,15 +62,23 @@ class PerStepStrategy:
         self._catalog = catalog
         self._steps = dict(steps)
 
+    def violations(self, hints: Hints) -> list[FieldViolation]:
+        """A missing or unknown step type, naming the configured ones."""
+        step = hints.step_type
+        if step in self._steps:
+            return []
+        known = ", ".join(self._steps)
+        problem = f"unknown step type '{echo(step)}'" if step else "required by per-step routing"
+        return [FieldViolation("hints.step_type", f"{problem}; known: {known}")]
+
     async def rank(
         self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
     ) -> Ranking:
+        problems = self.violations(request.hints)
+        if problems:
+            raise InvalidRequest(problems)
         step = features.step_type
-        target = self._steps.get(step)
-        if target is None:
-            known = ", ".join(self._steps)
-            problem = f"unknown step type '{step}'" if step else "required by per-step routing"
-            raise InvalidRequest.single("hints.step_type", f"{problem}; known: {known}")
+        target = self._steps[step]
         ranked = rank_towards(self._catalog, target, eligible)
         reason = f"step type '{step}' maps to {describe_target(self._catalog, target)}"
         return Ranking(ranked, reason)

@@ -155,7 +155,7 @@ async def test_a_missing_capability_skips_the_model(harness: Harness) -> None:
 
 async def test_when_every_model_is_excluded_the_error_says_why(harness: Harness) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await route(harness, user_request("hi", required_capabilities=["teleport"]))
+        await route(harness, user_request("hi " * 300_000))  # fits no context window
 
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "powerful-1, lacks capabilities: teleport" in (caught.value.details() or "")
+    assert "the last, powerful-1, prompt (~" in (caught.value.details() or "")
