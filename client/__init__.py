@@ -8,7 +8,10 @@
                 print(event.text, end="")
 
 Results are frozen dataclasses (`fareway.client.types`); failed calls raise the exceptions of
-`fareway.client.errors`.
+`fareway.client.errors` (its docstring draws the tree). RESOURCE_EXHAUSTED is two of them:
+`ResourceExhausted` when fareway refused for a budget, rate or cost ceiling (it carries a
+`QuotaFailure`), `TransportLimitExceeded` when gRPC refused for size (a message or its
+metadata above a limit), which waiting will not cure.
 """
 
 from fareway.client.aio import AsyncClient
@@ -20,6 +23,7 @@ from fareway.client.errors import (
     InvalidArgument,
     PermissionDenied,
     ResourceExhausted,
+    TransportLimitExceeded,
     Unauthenticated,
     Unavailable,
     UnexpectedStatus,
@@ -71,6 +75,7 @@ __all__ = [
     "Role",
     "StreamEvent",
     "TextDelta",
+    "TransportLimitExceeded",
     "Unauthenticated",
     "Unavailable",
     "UnexpectedStatus",

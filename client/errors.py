@@ -6,9 +6,13 @@
     ├── Unauthenticated        UNAUTHENTICATED: no API key, or an unknown one
     ├── PermissionDenied       PERMISSION_DENIED: a tenant key on an admin method, or another
     │                          tenant's budget
-    ├── ResourceExhausted      RESOURCE_EXHAUSTED: a hard budget cap, or no model fits the
-    │                          request's cost ceiling; .quota_violations {subject: description}
-    │                          (google.rpc.QuotaFailure), .retry_after (until the window resets)
+    ├── ResourceExhausted      RESOURCE_EXHAUSTED with a google.rpc.QuotaFailure: a hard
+    │                          budget cap, a rate limit, or no model fits the request's cost
+    │                          ceiling; .quota_violations {subject: description},
+    │                          .retry_after (until the window resets)
+    ├── TransportLimitExceeded RESOURCE_EXHAUSTED without a QuotaFailure: a gRPC transport
+    │                          limit, not a budget (a message or its metadata larger than the
+    │                          client or server accepts); retrying the same call will not help
     ├── Unavailable            UNAVAILABLE: every candidate model failed (or the server cannot
     │                          be reached); .reason, .domain, .metadata (google.rpc.ErrorInfo),
     │                          .retry_after (the provider's Retry-After)
@@ -116,6 +120,13 @@ class ResourceExhausted(FarewayError):
         return found
 
 
+class TransportLimitExceeded(FarewayError):
+    """gRPC itself refused the call for its size (RESOURCE_EXHAUSTED with no QuotaFailure): a
+    request or reply above a message size limit, or trailers above the metadata limit. Not a
+    budget refusal, so it is not a ResourceExhausted; make the request smaller (or raise the
+    limit) instead of waiting."""
+
+
 class _ProviderFailure(FarewayError):
     """A model provider failed; google.rpc.ErrorInfo says how."""
 
@@ -171,7 +182,14 @@ def from_rpc_error(error: grpc.RpcError) -> FarewayError:
     code = _call(error, "code") or grpc.StatusCode.UNKNOWN
     message = _call(error, "details") or ""
     details = _details(_call(error, "trailing_metadata") or ())
-    return _BY_CODE.get(code, UnexpectedStatus)(code, message, details)
+    kind = _BY_CODE.get(code, UnexpectedStatus)
+    # fareway attaches a QuotaFailure to every budget, rate and ceiling refusal; gRPC's own
+    # RESOURCE_EXHAUSTED (a size limit of the transport) carries none.
+    if kind is ResourceExhausted and not any(
+        isinstance(d, error_details_pb2.QuotaFailure) for d in details
+    ):
+        kind = TransportLimitExceeded
+    return kind(code, message, details)
 
 
 def _call(error: grpc.RpcError, method: str) -> Any:

@@ -31,6 +31,7 @@ def test_all_lists_the_public_names() -> None:
         "Role",
         "StreamEvent",
         "TextDelta",
+        "TransportLimitExceeded",
         "Unauthenticated",
         "Unavailable",
         "UnexpectedStatus",
@@ -54,5 +55,5 @@ def test_every_error_is_a_fareway_error() -> None:
         if isinstance(getattr(fareway.client, name), type)
         and issubclass(getattr(fareway.client, name), Exception)
     ]
-    assert len(errors) == 9
+    assert len(errors) == 10
     assert all(issubclass(error, fareway.client.FarewayError) for error in errors)

@@ -21,6 +21,7 @@ from fareway.client import (
     InvalidArgument,
     PermissionDenied,
     ResourceExhausted,
+    TransportLimitExceeded,
     Unauthenticated,
     Unavailable,
     UnexpectedStatus,
@@ -68,7 +69,7 @@ def retry_info(seconds: float) -> error_details_pb2.RetryInfo:
         (grpc.StatusCode.INVALID_ARGUMENT, InvalidArgument),
         (grpc.StatusCode.UNAUTHENTICATED, Unauthenticated),
         (grpc.StatusCode.PERMISSION_DENIED, PermissionDenied),
-        (grpc.StatusCode.RESOURCE_EXHAUSTED, ResourceExhausted),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, TransportLimitExceeded),  # no QuotaFailure
         (grpc.StatusCode.UNAVAILABLE, Unavailable),
         (grpc.StatusCode.ABORTED, Aborted),
         (grpc.StatusCode.DEADLINE_EXCEEDED, DeadlineExceeded),
@@ -116,6 +117,22 @@ def test_quota_failure_and_retry_info_become_violations_and_retry_after() -> Non
     assert isinstance(error, ResourceExhausted)
     assert error.quota_violations == {"tenant:acme": "day cap"}
     assert error.retry_after == timedelta(hours=1, milliseconds=250)
+
+
+def test_resource_exhausted_without_quota_failure_is_a_transport_limit() -> None:
+    # What grpc itself reports when a reply's trailers are over the client's metadata limit.
+    stream_removed = FailedCall(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "Stream removed (received metadata size exceeds hard limit (18510 vs. 16384))",
+    )
+    too_large = from_rpc_error(stream_removed)
+    with_retry_only = from_rpc_error(failed(grpc.StatusCode.RESOURCE_EXHAUSTED, retry_info(1)))
+
+    for error in (too_large, with_retry_only):
+        assert isinstance(error, TransportLimitExceeded)
+        assert not isinstance(error, ResourceExhausted), "not a budget refusal"
+        assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "metadata size" in too_large.message
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED])
