@@ -1,4 +1,5 @@
-"""The error table of API.md: each case's status code, message and rich details."""
+"""The error table of the README ("what went wrong | status"): each case's status code, message
+and rich details, through the real server."""
 
 from __future__ import annotations
 
