@@ -3,9 +3,14 @@
 Exporters: OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER = `otlp`, `console` or `none`; when
 unset, `otlp` if an OTLP endpoint variable is set, else `none` (spans still get ids, so
 decisions carry a trace id, but nothing is sent). OTLP speaks gRPC unless
-OTEL_EXPORTER_OTLP_PROTOCOL (or its TRACES/METRICS variant) says `http/protobuf`. Endpoint,
-headers, timeouts, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and the
-batch settings are read by the OpenTelemetry SDK itself, from the process environment.
+OTEL_EXPORTER_OTLP_PROTOCOL (or its TRACES/METRICS variant) says `http/protobuf`. Any other
+value of these variables is a `StartupError` naming the variable and the values fareway
+supports (an empty one counts as unset, as the OpenTelemetry specification asks). Endpoint,
+headers, timeouts, compression, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
+OTEL_TRACES_SAMPLER and the batch settings are read by the OpenTelemetry SDK itself, from the
+process environment; the ones the SDK would crash on or answer with a logged traceback (a
+timeout or batch setting that is not a number, a gRPC compression other than gzip) are checked first
+and refused the same way.
 
 Spans leave through a BatchSpanProcessor: a background thread exports them, so a slow or absent
 collector never blocks a stream; export failures are logged by the SDK and otherwise ignored.
@@ -36,12 +41,26 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 
+from fareway.core.errors import StartupError
 from fareway.telemetry.metrics import Metrics
 from fareway.telemetry.tracing import Tracing
 
 INSTRUMENTATION_NAME = "fareway"
 SHUTDOWN_TIMEOUT_S = 5.0
 _EXPORTERS = ("otlp", "console", "none")
+_PROTOCOLS = ("grpc", "http/protobuf")
+# Read by the SDK with int() or float(): a bad value raises, or logs a traceback and is ignored.
+_WHOLE_NUMBERS = (
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+)
+_NUMBERS = (
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+)
 
 
 @dataclass
@@ -97,7 +116,8 @@ class Telemetry:
 
 def configure_telemetry(env: Mapping[str, str], record_content: bool = False) -> Telemetry:
     """Providers and exporters as the OTEL_* variables in `env` ask."""
-    # Both exporters first: a bad value is refused before any export thread starts.
+    # Every setting, then both exporters: a bad value is refused before any thread starts.
+    _check_sdk_numbers(env)
     span_exporter = _span_exporter(env)
     metric_exporter = _metric_exporter(env)
     resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "fareway")})
@@ -111,24 +131,34 @@ def configure_telemetry(env: Mapping[str, str], record_content: bool = False) ->
 
 
 def _choice(env: Mapping[str, str], signal: str) -> str:
-    kind = env.get(f"OTEL_{signal}_EXPORTER")
+    variable = f"OTEL_{signal}_EXPORTER"
+    kind = _setting(env, variable)
     if kind is None:
         endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(
             f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"
         )
         kind = "otlp" if endpoint else "none"
     if kind not in _EXPORTERS:
-        raise ValueError(f"OTEL_{signal}_EXPORTER={kind}: fareway supports {', '.join(_EXPORTERS)}")
+        raise StartupError(f"{variable}={kind}: fareway supports {', '.join(_EXPORTERS)}")
     return kind
 
 
 def _protocol(env: Mapping[str, str], signal: str) -> str:
-    protocol = env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or env.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"
-    )
-    if protocol not in ("grpc", "http/protobuf"):
-        raise ValueError(f"OTLP protocol {protocol!r}: fareway supports grpc and http/protobuf")
+    variable = f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"
+    protocol = _setting(env, variable)
+    if protocol is None:
+        variable = "OTEL_EXPORTER_OTLP_PROTOCOL"
+        protocol = _setting(env, variable) or "grpc"
+    if protocol not in _PROTOCOLS:
+        raise StartupError(f"{variable}={protocol}: fareway supports {', '.join(_PROTOCOLS)}")
     return protocol
+
+
+def _setting(env: Mapping[str, str], variable: str) -> str | None:
+    """A variable's value as the OpenTelemetry specification reads enumerations: trimmed and
+    case-insensitive, and empty is the same as unset."""
+    value = env.get(variable, "").strip().lower()
+    return value or None
 
 
 # Where each signal's OTLP exporter class lives, per protocol; imported only when chosen.
@@ -147,8 +177,35 @@ _OTLP_EXPORTERS = {
 
 
 def _otlp_exporter(env: Mapping[str, str], signal: str) -> Any:
-    module, _, name = _OTLP_EXPORTERS[(signal, _protocol(env, signal))].partition(":")
+    protocol = _protocol(env, signal)
+    _check_compression(env, signal, protocol)
+    module, _, name = _OTLP_EXPORTERS[(signal, protocol)].partition(":")
     return getattr(importlib.import_module(module), name)()
+
+
+def _check_sdk_numbers(env: Mapping[str, str]) -> None:
+    for variable in (*_WHOLE_NUMBERS, *_NUMBERS):
+        value = env.get(variable)
+        if value is None:
+            continue
+        try:
+            float(value) if variable in _NUMBERS else int(value)
+        except ValueError:
+            kind = "a number" if variable in _NUMBERS else "a whole number"
+            raise StartupError(f"{variable}={value}: must be {kind}") from None
+
+
+def _check_compression(env: Mapping[str, str], signal: str, protocol: str) -> None:
+    # The gRPC exporters raise on any compression but gzip (the HTTP ones warn and go without).
+    # The signal's own variable wins, so only it is checked when set.
+    if protocol != "grpc":
+        return
+    for variable in (f"OTEL_EXPORTER_OTLP_{signal}_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"):
+        if variable in env:
+            value = env[variable].strip().lower()
+            if value != "gzip":
+                raise StartupError(f"{variable}={value}: fareway's grpc OTLP supports gzip")
+            return
 
 
 def _span_exporter(env: Mapping[str, str]) -> SpanExporter | None:

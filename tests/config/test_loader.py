@@ -9,6 +9,7 @@ import pytest
 from fareway.budgets.ledger import Limit, OnExceed
 from fareway.budgets.windows import Window
 from fareway.config.loader import ConfigError, load_config, parse_config
+from fareway.core.errors import StartupError
 from fareway.routing.strategies.rules import RulesConfig
 
 NAME = "fareway.yaml"
@@ -278,3 +279,80 @@ def test_every_cross_reference_problem_is_reported() -> None:
     assert sum("models.1.tier: unknown tier 'medium'" in x for x in lines) == 1
     assert sum("appears twice" in x for x in lines) == 2
     assert sum("default_strategy: unknown strategy 'cascade'" in x for x in lines) == 1
+
+
+def test_invalid_yaml_is_one_line_naming_the_file_not_a_placeholder() -> None:
+    text = edited("tiers: [fast, balanced, powerful]", "tiers: [fast, balanced, powerful")
+
+    message = error_of(text)
+
+    assert "<unicode string>" not in message
+    assert len(message.splitlines()) == 1
+    assert f"(while parsing a flow sequence at line {line_of(text, 'tiers: [fast')})" in message
+
+
+def test_a_tab_is_refused_with_its_line() -> None:
+    text = edited("  grace_s: 10", "\tgrace_s: 10")
+
+    message = error_of(text)
+
+    assert message.startswith(f"{NAME}:{line_of(text, 'grace_s: 10')}: not valid YAML: ")
+    assert "'\\t'" in message
+
+
+def test_an_unprintable_character_is_refused_with_its_line() -> None:
+    text = edited("default_strategy: rules", "default_strategy: rules\x07")
+
+    message = error_of(text)
+
+    assert message.startswith(f"{NAME}:{line_of(text, 'default_strategy')}: not valid YAML: ")
+    assert "#x0007" in message
+
+
+def test_a_duplicated_key_is_refused_with_both_lines() -> None:
+    text = edited("  grace_s: 10", "  grace_s: 10\n  port: 6000")
+
+    message = error_of(text)
+
+    first, second = line_of(text, "port: 50051"), line_of(text, "port: 6000")
+    assert message == f"{NAME}:{second}: key 'port' appears twice (first on line {first})"
+
+
+def test_every_duplicated_key_is_reported_at_any_depth() -> None:
+    text = edited("    quality: 0.95", "    quality: 0.95\n    quality: 0.5")
+    text = edited("default_strategy: rules", "default_strategy: rules\ndefault_strategy: x", text)
+
+    lines = error_of(text).splitlines()
+
+    assert lines == [
+        f"{NAME}:{line_of(text, 'quality: 0.5')}: key 'quality' appears twice "
+        f"(first on line {line_of(text, 'quality: 0.95')})",
+        f"{NAME}:{line_of(text, 'default_strategy: x')}: key 'default_strategy' appears twice "
+        f"(first on line {line_of(text, 'default_strategy: rules')})",
+    ]
+
+
+def test_the_same_key_in_different_mappings_is_fine() -> None:
+    # Every model has an `id`, every section may have a `type`: only repeats within one
+    # mapping are mistakes. Aliases reuse a mapping without repeating its keys.
+    text = edited("admin_keys:", "x-sim: &sim {ttft_ms: 0}\nadmin_keys:")
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, NAME)
+
+    assert "appears twice" not in str(caught.value)
+    assert "x-sim: Extra inputs are not permitted" in str(caught.value)
+
+
+def test_a_config_error_is_a_startup_error() -> None:
+    assert issubclass(ConfigError, StartupError)
+
+
+def test_a_file_that_is_not_utf8_names_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("# caf\xe9\n".encode("latin-1") + DEFAULT.encode())
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert str(caught.value) == f"{path}: not UTF-8 text (byte 5 cannot be decoded)"
