@@ -1,4 +1,10 @@
-"""The in-memory ledger: for tests and single-process use. Nothing survives a restart."""
+"""The in-memory ledger: for tests and single-process use. Nothing survives a restart.
+
+It keeps the same promises as the durable backends: a hold records its call's usage at each
+`checkpoint` (which pushes its expiry forward), and a hold whose time-to-live runs out is
+settled at that usage, not released. Such a hold's id is remembered with what it was charged,
+so a late `settle` (a call that stalled past its hold) charges only the rest.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ from fareway.core.clock import Clock
 class _Hold:
     amount_micros: int
     expires_at: datetime
+    used_micros: int = 0  # the last checkpoint: charged if the hold expires
+    tokens: int = 0
 
 
 @dataclass
@@ -29,7 +37,9 @@ class _Tenant:
     latency_target_ms: int = 0
     spent: dict[str, int] = field(default_factory=dict)  # window key -> micro-USD
     holds: dict[str, _Hold] = field(default_factory=dict)  # hold id -> hold
-    settled: set[str] = field(default_factory=set)
+    # Settled hold ids; the value is None once settled for good, or (micros, tokens) already
+    # charged when the hold expired, which a late settle tops up.
+    settled: dict[str, tuple[int, int] | None] = field(default_factory=dict)
     minute: tuple[str, int, int] = ("", 0, 0)  # (minute key, requests, tokens)
     latency_met: int = 0
     latency_total: int = 0
@@ -58,6 +68,11 @@ class MemoryLedger:
         if latency_target_ms is not None:
             record.latency_target_ms = latency_target_ms
 
+    async def seed(self, seeds: Mapping[str, TenantSeed]) -> None:
+        # Nothing here can be lost while the process lives: applying the seeds once is enough.
+        for tenant, seed in seeds.items():
+            await self.configure(tenant, seed.limits, seed.latency_target_ms, only_if_new=True)
+
     async def state(self, tenant: str) -> BudgetState:
         return self._state(tenant, exclude_hold="")
 
@@ -66,33 +81,42 @@ class MemoryLedger:
         if hold_id in record.settled:
             return  # settled already: a late hold must not reserve money nothing will release
         check_hold(tenant, self._state(tenant, exclude_hold=hold_id).limits, amount_micros)
-        record.holds[hold_id] = _Hold(amount_micros, self._clock.now() + self._ttl)
+        expires_at = self._clock.now() + self._ttl
+        held = record.holds.get(hold_id)
+        if held is None:
+            record.holds[hold_id] = _Hold(amount_micros, expires_at)
+        else:  # re-targeted by a fallback: what the call used so far is still owed
+            held.amount_micros, held.expires_at = amount_micros, expires_at
 
     async def settle(self, tenant: str, hold_id: str, actual_micros: int, tokens: int = 0) -> None:
         record = self._tenant(tenant)
+        charged = (0, 0)
         if hold_id in record.settled:
-            return
-        record.settled.add(hold_id)
+            previous = record.settled[hold_id]
+            if previous is None:
+                return
+            charged = previous  # settled at its checkpoint when it expired: charge the rest
+        record.settled[hold_id] = None
         record.holds.pop(hold_id, None)
-        now = self._clock.now()
-        for key in window_keys(now).values():
-            record.spent[key] = record.spent.get(key, 0) + actual_micros
-        requests, minute_tokens = self._minute(record, now)
-        record.minute = (minute_key(now), requests, minute_tokens + tokens)
-
-    async def seed(self, seeds: Mapping[str, TenantSeed]) -> None:
-        for tenant, seed in seeds.items():
-            await self.configure(tenant, seed.limits, seed.latency_target_ms, only_if_new=True)
+        self._charge(
+            record, max(0, actual_micros - charged[0]), max(0, tokens - charged[1]), self._now()
+        )
 
     async def checkpoint(self, tenant: str, hold_id: str, used_micros: int, tokens: int) -> None:
-        """Not yet recorded: the hold keeps its amount and expiry."""
+        record = self._tenant(tenant)
+        self._settle_expired(record, self._now())
+        held = record.holds.get(hold_id)
+        if held is not None:
+            held.used_micros, held.tokens = used_micros, tokens
+            held.expires_at = self._now() + self._ttl
 
     async def ping(self) -> None:
-        """Nothing checked yet."""
+        """Always answers: the store is this process's memory."""
 
     async def admit(self, tenant: str, rate: RateLimit) -> None:
         record = self._tenant(tenant)
-        now = self._clock.now()
+        now = self._now()
+        self._settle_expired(record, now)
         requests, tokens = self._minute(record, now)
         check_admit(tenant, rate, requests, tokens, now)
         record.minute = (minute_key(now), requests + 1, tokens)
@@ -105,19 +129,34 @@ class MemoryLedger:
     async def aclose(self) -> None:
         """Nothing to release."""
 
+    def _now(self) -> datetime:
+        return self._clock.now()
+
     def _tenant(self, tenant: str) -> _Tenant:
         return self._tenants.setdefault(tenant, _Tenant())
 
     def _state(self, tenant: str, exclude_hold: str) -> BudgetState:
         record = self._tenant(tenant)
-        now = self._clock.now()
-        for hold_id in [h for h, hold in record.holds.items() if hold.expires_at <= now]:
-            del record.holds[hold_id]
+        now = self._now()
+        self._settle_expired(record, now)
         reserved = sum(h.amount_micros for i, h in record.holds.items() if i != exclude_hold)
         states = limit_states(record.limits or (), record.spent, reserved, now)
         return budget_state(
             tenant, states, record.latency_target_ms, record.latency_met, record.latency_total
         )
+
+    def _settle_expired(self, record: _Tenant, now: datetime) -> None:
+        """Settle every expired hold at its last checkpoint (nothing, without one)."""
+        for hold_id in [h for h, hold in record.holds.items() if hold.expires_at <= now]:
+            held = record.holds.pop(hold_id)
+            record.settled[hold_id] = (held.used_micros, held.tokens)
+            self._charge(record, held.used_micros, held.tokens, now)
+
+    def _charge(self, record: _Tenant, micros: int, tokens: int, now: datetime) -> None:
+        for key in window_keys(now).values():
+            record.spent[key] = record.spent.get(key, 0) + micros
+        requests, minute_tokens = self._minute(record, now)
+        record.minute = (minute_key(now), requests, minute_tokens + tokens)
 
     @staticmethod
     def _minute(record: _Tenant, now: datetime) -> tuple[int, int]:

@@ -9,32 +9,57 @@ with a ManualClock and every replica agrees on which window a charge lands in. K
 are set with relative PEXPIRE computed from that same clock.
 
 Keys, for prefix P and tenant T. `{T}` is a Redis Cluster hash tag: all of a tenant's keys
-share one slot, which is what lets one script touch them all.
+share one slot, which is what lets one script touch them all (and only them: no script
+touches two tenants).
 
     P:{T}:tenant               hash: `limits` (JSON, budgets/codec.py; present once
-                               configured), `latency_target_ms`, `latency_met`, `latency_total`.
-                               Never expires.
-    P:{T}:holds                hash: hold id -> "<amount micros>:<expires at, epoch ms>". Expired
-                               entries are ignored, and purged by the next hold. The key expires
-                               a minute after the last hold written to it would have.
+                               configured, "[]" for a tenant configured without caps),
+                               `latency_target_ms`, `latency_met`, `latency_total`. Never
+                               expires.
+    P:{T}:holds                hash: hold id -> "<amount>:<expires at, epoch ms>:<used>:<tokens>"
+                               (`used` and `tokens` from the last checkpoint). An expired entry
+                               is settled at `used`/`tokens` by the next HOLD or STATE of the
+                               tenant. The key expires SPEND_GRACE after the last hold written
+                               to it would have, so a crashed replica's checkpoints wait that
+                               long for someone to charge them.
     P:{T}:spend:<window key>   integer micro-USD, e.g. `P:{acme}:spend:day:2026-01-15`,
                                `...:spend:month:2026-01`, `...:spend:total`. Day and month keys
                                expire SPEND_GRACE after their window ends; total never does.
-    P:{T}:settled:<hold id>    "1": this hold was settled. Expires after SETTLED_RETENTION.
+    P:{T}:settled:<hold id>    "1": this hold was settled; "p:<used>:<tokens>": it expired and
+                               was settled at its checkpoint, which a late SETTLE tops up.
+                               Expires after SETTLED_RETENTION. Scripts derive these names from
+                               the tenant's prefix (same slot) rather than declaring them.
     P:{T}:minute:<minute>      hash: `requests`, `tokens` for one UTC minute, e.g.
                                `P:{acme}:minute:2026-01-15T12:00`. Expires a minute after it ends.
 
-Scripts (each registered once; EVALSHA, reloaded by redis-py if the server lost it):
+Scripts (each registered once; EVALSHA, reloaded by redis-py when a restarted server lost it).
+All but CONFIGURE take the same keys (tenant hash, holds, minute, one spend key per window) and
+the same leading arguments (CONTEXT below):
 
     CONFIGURE  set `limits` (and the latency target unless empty); with only_if_new, do nothing
                when `limits` already exists.
-    HOLD       nothing if the hold was settled; purge expired holds; for each configured limit
-               check amount <= cap - spent - live holds other than this one; then set the hold.
-               Refusal returns the window's figures and changes nothing.
-    SETTLE     SET the settled marker NX (already there: return, charging nothing); release the
-               hold; INCRBY every window's spend key; add tokens to the minute.
+    HOLD       settle expired holds at their checkpoints; nothing if this hold was settled; for
+               each configured limit check amount <= cap - spent - live holds other than this
+               one; then set the hold, keeping its recorded usage. Refusal changes nothing else.
+    SETTLE     charge the actual cost (less what an expiry already charged at the checkpoint)
+               unless the marker says settled; release the hold; add tokens to the minute.
+    CHECKPOINT record used/tokens in a live hold and push its expiry a full time-to-live ahead;
+               an expired one is settled at its previous checkpoint instead.
     ADMIT      refuse when the minute's requests or tokens reached their limit; else count one.
-    STATE      read the tenant hash, live holds and spend in one consistent step.
+    STATE      settle expired holds, then read the tenant hash, live holds and spend.
+
+State lost: a Redis without persistence that restarts, or a FLUSHALL, empties the ledger. The
+configured budgets (`seed`) travel with every HOLD, STATE and ADMIT of a seeded tenant, and the
+script writes them back, in the same atomic step, when it finds the tenant's `limits` missing,
+so a tenant with configured caps is never served uncapped, not even for one request (the log
+says when this happened). Everything else is gone with the data: spend so far, holds, rate
+counters, and overrides made with SetBudget (the tenant is back at its configured budget).
+Persistence (below) is what keeps them.
+
+Faults: connection and timeout errors from redis-py become LedgerUnavailable (its detail names
+the server, never a password). A client made from a URL connects within CONNECT_TIMEOUT_S,
+waits SOCKET_TIMEOUT_S for a reply and retries a command once on a fresh connection (what a
+restarted server needs); a dead server fails a call within seconds instead of hanging it.
 
 `record_latency` is two HINCRBYs in one MULTI. HOLD and STATE read every hold of the tenant,
 so they cost O(requests in flight for that tenant). Amounts are Lua numbers (doubles) inside
@@ -47,11 +72,18 @@ ledger); a Redis that keeps nothing on disk forgets every figure when it restart
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fareway.budgets.accounting import (
     SETTLED_RETENTION,
@@ -73,34 +105,92 @@ from fareway.budgets.ledger import (
 )
 from fareway.budgets.windows import Window, window_bounds
 from fareway.core.clock import Clock
+from fareway.core.errors import LedgerUnavailable
+
+log = logging.getLogger(__name__)
 
 # Spend keys outlive their window so that replicas whose clocks disagree around midnight still
-# add to, and read, the same figures.
+# add to, and read, the same figures. The holds hash outlives its last hold by as much, so
+# that a crashed replica's checkpoints are still there to be charged.
 SPEND_GRACE = timedelta(days=2)
-# Minute counters and the holds hash outlive their last use by this much, for the same reason.
+# Minute counters outlive their minute by this much, for the same reason.
 KEY_GRACE = timedelta(minutes=1)
 # A client made from a URL: a burst of requests waits (up to the timeout) for one of this many
 # connections instead of failing, as redis-py's default pool does once it has 100 in use.
 MAX_CONNECTIONS = 50
 CONNECTION_WAIT_S = 20.0
+# A dead or unreachable server fails a call within seconds rather than hanging it.
+CONNECT_TIMEOUT_S = 2.0
+SOCKET_TIMEOUT_S = 5.0
 
-# Shared by HOLD and STATE: the total of live holds, skipping `except_id`; with `purge`, expired
-# entries are deleted on the way.
-LIVE_RESERVED = """
-local function live_reserved(holds, now, except_id, purge)
+# Shared by every script but CONFIGURE. KEYS: tenant hash, holds, minute, then one spend key
+# per window. ARGV: 1 now ms, 2 settled-marker prefix, 3 marker ttl ms, 4 minute ttl ms,
+# 5 hold ttl ms, 6 holds key ttl ms, 7 seed limits JSON ('' = not seeded), 8 seed latency
+# target, 9-11 the script's own arguments, then (window name, spend key ttl ms, 0 = never)
+# per spend key. Amounts travel as strings and are written back as such: Lua would print a
+# large number in exponent form.
+CONTEXT = """
+local now = tonumber(ARGV[1])
+local spend = {}
+local spend_ttl = {}
+for i = 4, #KEYS do
+  local j = 12 + (i - 4) * 2
+  spend[ARGV[j]] = KEYS[i]
+  spend_ttl[KEYS[i]] = tonumber(ARGV[j + 1])
+end
+
+local function int(x) return string.format('%d', x) end
+
+-- "<amount>:<expires at>[:<used>:<tokens>]" (holds written before checkpoints have two fields)
+local function fields(value)
+  local f = {}
+  for part in string.gmatch(value, '[^:]+') do f[#f + 1] = part end
+  return f[1], tonumber(f[2]), f[3] or '0', f[4] or '0'
+end
+
+local function hold_value(amount, used, tokens)
+  return amount .. ':' .. int(now + tonumber(ARGV[5])) .. ':' .. used .. ':' .. tokens
+end
+
+local function charge(micros, tokens)
+  if tonumber(micros) > 0 then
+    for key, ttl in pairs(spend_ttl) do
+      redis.call('INCRBY', key, micros)
+      if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+    end
+  end
+  redis.call('HINCRBY', KEYS[3], 'tokens', tokens)
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
+
+local function settle_at_checkpoint(id, used, tokens)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('SET', ARGV[2] .. id, 'p:' .. used .. ':' .. tokens, 'NX', 'PX', ARGV[3])
+  charge(used, tokens)
+end
+
+-- Settle every expired hold at its checkpoint; return the live holds' total but `except_id`.
+local function settle_expired(except_id)
   local reserved = 0
-  local flat = redis.call('HGETALL', holds)
+  local flat = redis.call('HGETALL', KEYS[2])
   for i = 1, #flat, 2 do
-    local value = flat[i + 1]
-    local sep = string.find(value, ':', 1, true)
-    local amount = tonumber(string.sub(value, 1, sep - 1))
-    if tonumber(string.sub(value, sep + 1)) <= now then
-      if purge then redis.call('HDEL', holds, flat[i]) end
+    local amount, expires, used, tokens = fields(flat[i + 1])
+    if expires <= now then
+      settle_at_checkpoint(flat[i], used, tokens)
     elseif flat[i] ~= except_id then
-      reserved = reserved + amount
+      reserved = reserved + tonumber(amount)
     end
   end
   return reserved
+end
+
+-- Write the configured budget back if the store lost it; 1 when it did.
+local function ensure_seeded()
+  if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[1], 'limits') == 0 then
+    redis.call('HSET', KEYS[1], 'limits', ARGV[7], 'latency_target_ms', ARGV[8])
+    return 1
+  end
+  return 0
 end
 """
 
@@ -113,76 +203,105 @@ return 1
 """
 
 HOLD = (
-    LIVE_RESERVED
+    CONTEXT
     + """
--- KEYS: tenant hash, holds, settled marker, then one spend key per window.
--- ARGV: hold id, amount, now ms, holds key ttl ms, hold ttl ms, then the windows' names in the
---       order of their spend keys.
--- Returns {0} held, {1} already settled (nothing held), {2, limit index, spent, reserved,
--- limits JSON} refused.
-if redis.call('EXISTS', KEYS[3]) == 1 then return {1} end
-local amount = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local reserved = live_reserved(KEYS[2], now, ARGV[1], true)
+-- ARGV[9] hold id, ARGV[10] amount.  Returns {0, reseeded} held, {1, reseeded} already
+-- settled (nothing held), {2, reseeded, limit index, spent, reserved, limits JSON} refused.
+local reseeded = ensure_seeded()
+local reserved = settle_expired(ARGV[9])
+if redis.call('EXISTS', ARGV[2] .. ARGV[9]) == 1 then return {1, reseeded} end
+local amount = tonumber(ARGV[10])
 local raw = redis.call('HGET', KEYS[1], 'limits')
 if raw then
-  local spend_key = {}
-  for i = 6, #ARGV do spend_key[ARGV[i]] = KEYS[i - 2] end
   for i, limit in ipairs(cjson.decode(raw)) do
-    local spent = tonumber(redis.call('GET', spend_key[limit.window]) or '0')
+    local spent = tonumber(redis.call('GET', spend[limit.window]) or '0')
     if amount > math.max(0, limit.cap_micros - spent - reserved) then
-      return {2, i - 1, spent, reserved, raw}
+      return {2, reseeded, i - 1, spent, reserved, raw}
     end
   end
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. (now + tonumber(ARGV[5])))
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return {0}
+local used, tokens = '0', '0'
+local old = redis.call('HGET', KEYS[2], ARGV[9])
+if old then
+  local _a, _e, u, t = fields(old)  -- a fallback re-targets the hold: the usage is still owed
+  used, tokens = u, t
+end
+redis.call('HSET', KEYS[2], ARGV[9], hold_value(ARGV[10], used, tokens))
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return {0, reseeded}
 """
 )
 
-SETTLE = """
--- KEYS: settled marker, holds, minute hash, then one spend key per window.
--- ARGV: hold id, actual micros, tokens, marker ttl ms, minute ttl ms, then one ttl ms per spend
---       key (0 = never expires).  Returns 1 when charged, 0 when settled before.
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[4]) then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
-for i = 4, #KEYS do
-  redis.call('INCRBY', KEYS[i], ARGV[2])
-  local ttl = tonumber(ARGV[i + 2])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[i], ttl) end
+SETTLE = (
+    CONTEXT
+    + """
+-- ARGV[9] hold id, ARGV[10] actual micros, ARGV[11] tokens.  Returns 1 charged, 0 settled before.
+local marker = ARGV[2] .. ARGV[9]
+local micros, tokens = ARGV[10], ARGV[11]
+local previous = redis.call('GET', marker)
+if previous then
+  if string.sub(previous, 1, 2) ~= 'p:' then return 0 end
+  local _a, _e, used, counted = fields('0:0:' .. string.sub(previous, 3))
+  micros = int(math.max(0, tonumber(micros) - tonumber(used)))
+  tokens = int(math.max(0, tonumber(tokens) - tonumber(counted)))
 end
-redis.call('HINCRBY', KEYS[3], 'tokens', ARGV[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
+redis.call('SET', marker, '1', 'PX', ARGV[3])
+redis.call('HDEL', KEYS[2], ARGV[9])
+charge(micros, tokens)
 return 1
 """
+)
 
-ADMIT = """
--- KEYS: minute hash.  ARGV: requests limit, tokens limit (-1 = none), minute ttl ms.
--- Returns {admitted 1/0, requests before, tokens before}.
-local counts = redis.call('HMGET', KEYS[1], 'requests', 'tokens')
+CHECKPOINT = (
+    CONTEXT
+    + """
+-- ARGV[9] hold id, ARGV[10] used micros, ARGV[11] tokens.  Returns 1 recorded, 0 no live hold.
+-- Only this hold is looked at: checkpoints come every second from every stream.
+local old = redis.call('HGET', KEYS[2], ARGV[9])
+if not old then return 0 end
+local amount, expires, used, tokens = fields(old)
+if expires <= now then
+  settle_at_checkpoint(ARGV[9], used, tokens)
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[9], hold_value(amount, ARGV[10], ARGV[11]))
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return 1
+"""
+)
+
+ADMIT = (
+    CONTEXT
+    + """
+-- ARGV[9] requests limit, ARGV[10] tokens limit (-1 = none).
+-- Returns {admitted 1/0, requests before, tokens before, reseeded}.
+local reseeded = ensure_seeded()
+local counts = redis.call('HMGET', KEYS[3], 'requests', 'tokens')
 local requests = tonumber(counts[1]) or 0
 local tokens = tonumber(counts[2]) or 0
-local rpm = tonumber(ARGV[1])
-local tpm = tonumber(ARGV[2])
+local rpm = tonumber(ARGV[9])
+local tpm = tonumber(ARGV[10])
 if (rpm >= 0 and requests >= rpm) or (tpm >= 0 and tokens >= tpm) then
-  return {0, requests, tokens}
+  return {0, requests, tokens, reseeded}
 end
-redis.call('HINCRBY', KEYS[1], 'requests', 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {1, requests, tokens}
+redis.call('HINCRBY', KEYS[3], 'requests', 1)
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return {1, requests, tokens, reseeded}
 """
+)
 
 STATE = (
-    LIVE_RESERVED
+    CONTEXT
     + """
--- KEYS: tenant hash, holds, then one spend key per window.  ARGV: now ms.
--- Returns {limits JSON or nil, latency target, met, total, reserved, spent per spend key...}.
+-- Returns {reseeded, limits JSON or nil, latency target, met, total, reserved, spent per
+-- spend key...}.
+local reseeded = ensure_seeded()
+local reserved = settle_expired('')
 local t = redis.call('HMGET', KEYS[1], 'limits', 'latency_target_ms', 'latency_met',
   'latency_total')
-local reply = {t[1], tonumber(t[2]) or 0, tonumber(t[3]) or 0, tonumber(t[4]) or 0,
-  live_reserved(KEYS[2], tonumber(ARGV[1]), '', false)}
-for i = 3, #KEYS do reply[#reply + 1] = tonumber(redis.call('GET', KEYS[i]) or '0') end
+local reply = {reseeded, t[1], tonumber(t[2]) or 0, tonumber(t[3]) or 0, tonumber(t[4]) or 0,
+  reserved}
+for i = 4, #KEYS do reply[#reply + 1] = tonumber(redis.call('GET', KEYS[i]) or '0') end
 return reply
 """
 )
@@ -223,7 +342,7 @@ class RedisLedger:
     """A Ledger in Redis, shared by every replica pointed at the same server and prefix.
 
     Give it a URL and it owns (and `aclose` closes) the client; give it a client and the
-    caller keeps ownership. The client may or may not decode responses.
+    caller keeps ownership (and its timeouts). The client may or may not decode responses.
     """
 
     def __init__(
@@ -235,12 +354,16 @@ class RedisLedger:
     ) -> None:
         self._owns_client = isinstance(redis, str)
         self._redis = _client(redis) if isinstance(redis, str) else redis
+        self._address = _address(self._redis)
         self._clock = clock
         self._hold_ttl_ms = round(hold_ttl_s * 1000)
         self._prefix = prefix
+        # Tenant -> (limits JSON, latency target): written back whenever the store lost them.
+        self._seeds: dict[str, tuple[str, int]] = {}
         self._configure = self._redis.register_script(CONFIGURE)
         self._hold = self._redis.register_script(HOLD)
         self._settle = self._redis.register_script(SETTLE)
+        self._checkpoint = self._redis.register_script(CHECKPOINT)
         self._admit = self._redis.register_script(ADMIT)
         self._state = self._redis.register_script(STATE)
 
@@ -253,102 +376,78 @@ class RedisLedger:
         only_if_new: bool = False,
     ) -> None:
         target = "" if latency_target_ms is None else str(latency_target_ms)
-        await self._configure(
-            keys=[self._keys(tenant).tenant_hash],
-            args=[int(only_if_new), encode_limits(limits), target],
-        )
+        with self._reachable():
+            await self._configure(
+                keys=[self._keys(tenant).tenant_hash],
+                args=[int(only_if_new), encode_limits(limits), target],
+            )
+
+    async def seed(self, seeds: Mapping[str, TenantSeed]) -> None:
+        self._seeds = {
+            tenant: (encode_limits(seed.limits), seed.latency_target_ms)
+            for tenant, seed in seeds.items()
+        }
+        for tenant, seed in seeds.items():
+            await self.configure(tenant, seed.limits, seed.latency_target_ms, only_if_new=True)
 
     async def state(self, tenant: str) -> BudgetState:
         now = self._clock.now()
-        keys = self._keys(tenant)
-        spend_keys = list(window_keys(now).values())
-        reply = await self._state(
-            keys=[keys.tenant_hash, keys.holds, *(keys.spend(k) for k in spend_keys)],
-            args=[epoch_ms(now)],
-        )
-        raw, target, met, total, reserved, *spent = reply
+        keys, args = self._call(tenant, now)
+        with self._reachable():
+            reply = await self._state(keys=keys, args=args)
+        reseeded, raw, target, met, total, reserved, *spent = reply
+        self._note_reseeded(tenant, reseeded)
         limits = decode_limits(raw) if raw else ()
-        spent_by_key = dict(zip(spend_keys, (int(s) for s in spent), strict=True))
+        spent_by_key = dict(zip(window_keys(now).values(), (int(s) for s in spent), strict=True))
         states = limit_states(limits, spent_by_key, int(reserved), now)
         return budget_state(tenant, states, int(target), int(met), int(total))
 
     async def hold(self, tenant: str, hold_id: str, amount_micros: int) -> None:
         now = self._clock.now()
-        keys = self._keys(tenant)
-        windows = window_keys(now)
-        reply = await self._hold(
-            keys=[
-                keys.tenant_hash,
-                keys.holds,
-                keys.settled(hold_id),
-                *(keys.spend(k) for k in windows.values()),
-            ],
-            args=[
-                hold_id,
-                amount_micros,
-                epoch_ms(now),
-                self._hold_ttl_ms + _ms(KEY_GRACE),
-                self._hold_ttl_ms,
-                *(w.value for w in windows),
-            ],
-        )
+        keys, args = self._call(tenant, now, hold_id, amount_micros)
+        with self._reachable():
+            reply = await self._hold(keys=keys, args=args)
+        self._note_reseeded(tenant, reply[1])
         if int(reply[0]) == REFUSED:
-            _, index, spent, reserved, raw = reply
+            _, _, index, spent, reserved, raw = reply
             limit = decode_limits(raw)[int(index)]
             refused = limit_state(limit, int(spent), int(reserved), now)
             raise budget_exceeded(tenant, refused, amount_micros)
 
     async def settle(self, tenant: str, hold_id: str, actual_micros: int, tokens: int = 0) -> None:
-        now = self._clock.now()
-        keys = self._keys(tenant)
-        windows = window_keys(now)
-        await self._settle(
-            keys=[
-                keys.settled(hold_id),
-                keys.holds,
-                keys.minute(now),
-                *(keys.spend(k) for k in windows.values()),
-            ],
-            args=[
-                hold_id,
-                actual_micros,
-                tokens,
-                _ms(SETTLED_RETENTION),
-                self._minute_ttl_ms(now),
-                *(self._spend_ttl_ms(end, now) for end in _window_ends(windows, now)),
-            ],
-        )
-
-    async def seed(self, seeds: Mapping[str, TenantSeed]) -> None:
-        for tenant, seed in seeds.items():
-            await self.configure(tenant, seed.limits, seed.latency_target_ms, only_if_new=True)
+        keys, args = self._call(tenant, self._clock.now(), hold_id, actual_micros, tokens)
+        with self._reachable():
+            await self._settle(keys=keys, args=args)
 
     async def checkpoint(self, tenant: str, hold_id: str, used_micros: int, tokens: int) -> None:
-        """Not yet recorded: the hold keeps its amount and expiry."""
+        keys, args = self._call(tenant, self._clock.now(), hold_id, used_micros, tokens)
+        with self._reachable():
+            await self._checkpoint(keys=keys, args=args)
 
     async def ping(self) -> None:
-        """Nothing checked yet."""
+        """One PING; LedgerUnavailable when the server does not answer."""
+        with self._reachable():
+            await self._redis.ping()
 
     async def admit(self, tenant: str, rate: RateLimit) -> None:
         now = self._clock.now()
-        admitted, requests, tokens = await self._admit(
-            keys=[self._keys(tenant).minute(now)],
-            args=[
-                _limit_arg(rate.requests_per_minute),
-                _limit_arg(rate.tokens_per_minute),
-                self._minute_ttl_ms(now),
-            ],
+        keys, args = self._call(
+            tenant, now, _limit_arg(rate.requests_per_minute), _limit_arg(rate.tokens_per_minute)
         )
+        with self._reachable():
+            admitted, requests, tokens, reseeded = await self._admit(keys=keys, args=args)
+        self._note_reseeded(tenant, reseeded)
         if not int(admitted):
             # The script applied the same rule to these counts: this raises.
             check_admit(tenant, rate, int(requests), int(tokens), now)
 
     async def record_latency(self, tenant: str, met_target: bool) -> None:
         key = self._keys(tenant).tenant_hash
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, "latency_total", 1)
-            pipe.hincrby(key, "latency_met", int(met_target))
-            await pipe.execute()
+        with self._reachable():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hincrby(key, "latency_total", 1)
+                pipe.hincrby(key, "latency_met", int(met_target))
+                await pipe.execute()
 
     async def aclose(self) -> None:
         """Close the client if this ledger made it."""
@@ -357,6 +456,55 @@ class RedisLedger:
 
     def _keys(self, tenant: str) -> TenantKeys:
         return TenantKeys(self._prefix, tenant)
+
+    def _call(
+        self, tenant: str, now: datetime, *own: str | int
+    ) -> tuple[list[str], list[str | int]]:
+        """KEYS and ARGV for a script that starts with CONTEXT; `own` are ARGV[9] on."""
+        keys = self._keys(tenant)
+        windows = window_keys(now)
+        limits, target = self._seeds.get(tenant, ("", 0))
+        spend_args: list[str | int] = []
+        for window, end in zip(windows, _window_ends(windows, now), strict=True):
+            spend_args += [window.value, self._spend_ttl_ms(end, now)]
+        padded = [*own, *([""] * (3 - len(own)))]
+        return (
+            [
+                keys.tenant_hash,
+                keys.holds,
+                keys.minute(now),
+                *(keys.spend(k) for k in windows.values()),
+            ],
+            [
+                epoch_ms(now),
+                keys.settled(""),
+                _ms(SETTLED_RETENTION),
+                self._minute_ttl_ms(now),
+                self._hold_ttl_ms,
+                self._hold_ttl_ms + _ms(SPEND_GRACE),
+                limits,
+                target,
+                *padded,
+                *spend_args,
+            ],
+        )
+
+    def _note_reseeded(self, tenant: str, reseeded: Any) -> None:
+        if int(reseeded):
+            log.warning(
+                "the redis ledger at %s had lost tenant %r's budget (restarted empty or"
+                " flushed?); its configured budget was written back",
+                self._address,
+                tenant,
+            )
+
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Turn redis-py's connection and timeout errors into LedgerUnavailable."""
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            raise LedgerUnavailable(f"redis at {self._address}: {error}") from error
 
     @staticmethod
     def _minute_ttl_ms(now: datetime) -> int:
@@ -371,9 +519,24 @@ class RedisLedger:
 
 def _client(url: str) -> Redis:
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=MAX_CONNECTIONS, timeout=CONNECTION_WAIT_S
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=CONNECTION_WAIT_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        # Once, at once: a pooled connection to a server that restarted fails its first
+        # command; the retry reconnects. A server that is down fails the retry as fast.
+        retry=Retry(NoBackoff(), 1),
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose closes both
+
+
+def _address(client: Redis) -> str:
+    """Where `client` connects, for logs: host:port/db or the socket path; never a password."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
 def _window_ends(windows: Mapping[Window, str], now: datetime) -> list[datetime | None]:

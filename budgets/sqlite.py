@@ -17,27 +17,42 @@ Blocking: sqlite3 calls block, so each ledger owns one worker thread (a single-t
 executor) that opens the one connection and runs every statement: the event loop never waits
 on the disk, calls are serialised without a lock, and the connection never changes thread.
 
-Crash recovery: every hold records the process that took it (`owner`, see `processes.py`). The
-first use of a ledger, and `recover()`, release the holds of processes on this host that no
-longer run, so a server restarted after `kill -9` starts with its predecessor's reservations
-returned instead of waiting out the hold time-to-live. Only a process that is certainly gone
-loses its holds: another host's, another PID namespace's, or an owner that cannot be checked
-keeps them until they expire, because releasing a live replica's hold could let the tenant
-overspend. Settled charges are never touched: they are committed rows, not holds.
+Crash recovery: every hold records the process that took it (`owner`, see `processes.py`) and,
+through `checkpoint`, what its call has used so far (`used`, `tokens`). The first use of a
+ledger, and `recover()`, settle the holds of processes on this host that no longer run at their
+last checkpoint, so a server restarted after `kill -9` bills the text it had already streamed
+and starts with the rest of its predecessor's reservations returned instead of waiting out the
+hold time-to-live. Only a process that is certainly gone is settled for: another host's,
+another PID namespace's, or an owner that cannot be checked keeps its holds until they expire
+(and are settled at their checkpoint then), because settling a live replica's hold early
+could let the tenant overspend. Settled charges are never touched: they are committed rows.
 
-Schema (PRAGMA user_version 2; instants are epoch milliseconds from the injected clock):
+A hold settled at its checkpoint (expired or dead) leaves a `settled` row with `final = 0`
+and the figures charged: a late `settle` of the same id (a call that stalled past its hold)
+charges only the difference, so nothing is counted twice.
+
+Faults: an `sqlite3.OperationalError` (a folder that does not exist, a file that cannot be
+written, the write lock still held after `busy_timeout`, a full disk) becomes
+LedgerUnavailable whose detail names the file. A connection that failed to open is retried
+on the next call, so the ledger comes back by itself once the cause is fixed.
+
+Schema (PRAGMA user_version 3; instants are epoch milliseconds from the injected clock):
 
     tenants  (tenant PK, limits JSON or NULL until configured, latency_target_ms,
               latency_met, latency_total)
     spend    (tenant, window_key, micros)        PK (tenant, window_key); keys from windows.py
-    holds    (tenant, hold_id, amount, expires_at, owner)  PK (tenant, hold_id); expired rows
-                                                 ignored, purged by the next hold; owner is
-                                                 `ProcessId` text, '' for holds written by
-                                                 version 1 (left to expire)
-    settled  (tenant, hold_id, settled_at)       PK (tenant, hold_id); kept SETTLED_RETENTION
+    holds    (tenant, hold_id, amount, expires_at, owner, used, tokens)
+                                                 PK (tenant, hold_id); expired rows ignored,
+                                                 settled at `used`/`tokens` by the next hold,
+                                                 admit or report; owner is `ProcessId` text,
+                                                 '' for holds written by version 1 (left to
+                                                 expire)
+    settled  (tenant, hold_id, settled_at, micros, tokens, final)
+                                                 PK (tenant, hold_id); kept SETTLED_RETENTION;
+                                                 final 0: settled at a checkpoint, figures kept
     minutes  (tenant PK, minute_key, requests, tokens)   the current minute only
 
-Version 1 files are migrated in place on open (`MIGRATIONS`); a file from a newer version is
+Version 1 and 2 files are migrated in place on open (`MIGRATIONS`); a file from a newer version is
 refused rather than misread.
 """
 
@@ -45,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -65,12 +81,13 @@ from fareway.budgets.codec import decode_limits, encode_limits
 from fareway.budgets.ledger import BudgetState, Limit, RateLimit, TenantSeed, minute_key
 from fareway.budgets.processes import ProcessId, is_gone, this_process
 from fareway.core.clock import Clock
+from fareway.core.errors import LedgerUnavailable
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS tenants (
         tenant TEXT PRIMARY KEY,
@@ -84,10 +101,13 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS holds (
         tenant TEXT NOT NULL, hold_id TEXT NOT NULL, amount INTEGER NOT NULL,
         expires_at INTEGER NOT NULL, owner TEXT NOT NULL DEFAULT '',
+        used INTEGER NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (tenant, hold_id))""",
     "CREATE INDEX IF NOT EXISTS holds_by_expiry ON holds (expires_at)",
     """CREATE TABLE IF NOT EXISTS settled (
         tenant TEXT NOT NULL, hold_id TEXT NOT NULL, settled_at INTEGER NOT NULL,
+        micros INTEGER NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0,
+        final INTEGER NOT NULL DEFAULT 1,
         PRIMARY KEY (tenant, hold_id))""",
     "CREATE INDEX IF NOT EXISTS settled_by_age ON settled (settled_at)",
     """CREATE TABLE IF NOT EXISTS minutes (
@@ -111,7 +131,19 @@ ADD_TO_MINUTE = """
 # so they are left to expire).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE holds ADD COLUMN owner TEXT NOT NULL DEFAULT ''",),
+    2: (
+        "ALTER TABLE holds ADD COLUMN used INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE holds ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE settled ADD COLUMN micros INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE settled ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE settled ADD COLUMN final INTEGER NOT NULL DEFAULT 1",
+    ),
 }
+
+ADD_TO_SPEND = (
+    "INSERT INTO spend (tenant, window_key, micros) VALUES (?, ?, ?)"
+    " ON CONFLICT (tenant, window_key) DO UPDATE SET micros = micros + excluded.micros"
+)
 
 
 class SqliteLedger:
@@ -160,25 +192,38 @@ class SqliteLedger:
 
         await self._write(job)
 
+    async def seed(self, seeds: Mapping[str, TenantSeed]) -> None:
+        # One transaction: a server starting next to another sees all of the seeds or none.
+        # The file keeps what it was given, so applying them once is enough.
+        encoded = {t: (encode_limits(s.limits), s.latency_target_ms) for t, s in seeds.items()}
+
+        def job(db: sqlite3.Connection) -> None:
+            for tenant, (limits, target) in encoded.items():
+                if self._limits(db, tenant) is None:
+                    db.execute(
+                        "INSERT INTO tenants (tenant, limits, latency_target_ms) VALUES (?, ?, ?)"
+                        " ON CONFLICT (tenant) DO UPDATE SET limits = excluded.limits,"
+                        " latency_target_ms = excluded.latency_target_ms",
+                        (tenant, limits, target),
+                    )
+
+        await self._write(job)
+
     async def state(self, tenant: str) -> BudgetState:
         now = self._clock.now()
 
-        def job(db: sqlite3.Connection) -> BudgetState:
-            row = db.execute(
-                "SELECT latency_target_ms, latency_met, latency_total FROM tenants"
-                " WHERE tenant = ?",
-                (tenant,),
-            ).fetchone()
-            target, met, total = row or (0, 0, 0)
-            states = limit_states(
-                self._limits(db, tenant) or (),
-                self._spent(db, tenant, now),
-                self._reserved(db, tenant, now, exclude_hold=None),
-                now,
-            )
-            return budget_state(tenant, states, target, met, total)
+        def job(db: sqlite3.Connection) -> BudgetState | None:
+            if self._has_expired_holds(db, tenant, now):
+                return None  # they must be settled first, which takes the write lock
+            return self._budget_state(db, tenant, now)
 
-        return await self._read(job)
+        def settle_then_read(db: sqlite3.Connection) -> BudgetState:
+            settle_expired_holds(db, now, tenant)
+            return self._budget_state(db, tenant, now)
+
+        # Readers never wait for writers, except the rare read that finds a hold to settle.
+        state = await self._read(job)
+        return state if state is not None else await self._write(settle_then_read)
 
     async def hold(self, tenant: str, hold_id: str, amount_micros: int) -> None:
         now = self._clock.now()
@@ -187,7 +232,7 @@ class SqliteLedger:
         def job(db: sqlite3.Connection) -> None:
             if self._is_settled(db, tenant, hold_id):
                 return  # a late hold must not reserve money that nothing will release
-            db.execute("DELETE FROM holds WHERE expires_at <= ?", (now_ms,))
+            settle_expired_holds(db, now)
             limits = self._limits(db, tenant)
             if limits:
                 states = limit_states(
@@ -197,6 +242,7 @@ class SqliteLedger:
                     now,
                 )
                 check_hold(tenant, states, amount_micros)  # raising rolls back: nothing held
+            # A re-hold (fallback) keeps `used` and `tokens`: what the call used is still owed.
             db.execute(
                 "INSERT INTO holds (tenant, hold_id, amount, expires_at, owner)"
                 " VALUES (?, ?, ?, ?, ?)"
@@ -216,35 +262,56 @@ class SqliteLedger:
                 "INSERT OR IGNORE INTO settled (tenant, hold_id, settled_at) VALUES (?, ?, ?)",
                 (tenant, hold_id, now_ms),
             )
+            charged_micros, charged_tokens = 0, 0
             if marked.rowcount == 0:
-                return  # settled before: charge once
+                final, charged_micros, charged_tokens = db.execute(
+                    "SELECT final, micros, tokens FROM settled WHERE tenant = ? AND hold_id = ?",
+                    (tenant, hold_id),
+                ).fetchone()
+                if final:
+                    return  # settled before: charge once
+                # Settled at its checkpoint when it expired: charge the rest, now for good.
+                db.execute(
+                    "UPDATE settled SET final = 1 WHERE tenant = ? AND hold_id = ?",
+                    (tenant, hold_id),
+                )
             db.execute("DELETE FROM holds WHERE tenant = ? AND hold_id = ?", (tenant, hold_id))
-            db.executemany(
-                "INSERT INTO spend (tenant, window_key, micros) VALUES (?, ?, ?)"
-                " ON CONFLICT (tenant, window_key) DO UPDATE SET micros = micros + excluded.micros",
-                [(tenant, key, actual_micros) for key in window_keys(now).values()],
+            charge(
+                db,
+                tenant,
+                max(0, actual_micros - charged_micros),
+                max(0, tokens - charged_tokens),
+                now,
             )
-            db.execute(ADD_TO_MINUTE, (tenant, minute_key(now), 0, tokens))
             forget_before = now_ms - round(SETTLED_RETENTION.total_seconds() * 1000)
             db.execute("DELETE FROM settled WHERE settled_at < ?", (forget_before,))
 
         await self._write(job)
 
-    async def seed(self, seeds: Mapping[str, TenantSeed]) -> None:
-        for tenant, seed in seeds.items():
-            await self.configure(tenant, seed.limits, seed.latency_target_ms, only_if_new=True)
-
     async def checkpoint(self, tenant: str, hold_id: str, used_micros: int, tokens: int) -> None:
-        """Not yet recorded: the hold keeps its amount and expiry."""
+        now = self._clock.now()
+
+        def job(db: sqlite3.Connection) -> None:
+            # An expired hold is settled first, so a late checkpoint cannot bring it back.
+            settle_expired_holds(db, now, tenant)
+            db.execute(
+                "UPDATE holds SET used = ?, tokens = ?, expires_at = ?"
+                " WHERE tenant = ? AND hold_id = ?",
+                (used_micros, tokens, epoch_ms(now) + self._ttl_ms, tenant, hold_id),
+            )
+
+        await self._write(job)
 
     async def ping(self) -> None:
-        """Nothing checked yet."""
+        """Open the file if it is not open yet and read from it."""
+        await self._read(lambda db: db.execute("SELECT 1 FROM tenants LIMIT 1").fetchall())
 
     async def admit(self, tenant: str, rate: RateLimit) -> None:
         now = self._clock.now()
         minute = minute_key(now)
 
         def job(db: sqlite3.Connection) -> None:
+            settle_expired_holds(db, now, tenant)  # their tokens count towards this minute
             row = db.execute(
                 "SELECT requests, tokens FROM minutes WHERE tenant = ? AND minute_key = ?",
                 (tenant, minute),
@@ -267,10 +334,12 @@ class SqliteLedger:
         await self._write(job)
 
     async def recover(self) -> int:
-        """Release the holds of processes on this host that no longer run, and return how
-        many were released. The first use of the ledger does this by itself; call it again
-        when a process sharing the file may have crashed while this one kept running."""
-        return await self._write(release_dead_holds)
+        """Settle the holds of processes on this host that no longer run at their last
+        checkpoint, and return how many there were. The first use of the ledger does this by
+        itself; call it again when a process sharing the file may have crashed while this one
+        kept running."""
+        now = self._clock.now()
+        return await self._write(lambda db: settle_dead_holds(db, now))
 
     async def aclose(self) -> None:
         """Close the connection on its own thread, then let the thread go. Idempotent."""
@@ -295,22 +364,27 @@ class SqliteLedger:
         return await loop.run_in_executor(self._executor, self._transaction, job, begin)
 
     def _transaction(self, job: Callable[[sqlite3.Connection], T], begin: str) -> T:
-        return transaction(self._connection(), begin, job)
+        try:
+            return transaction(self._connection(), begin, job)
+        except sqlite3.OperationalError as error:
+            raise LedgerUnavailable(f"{os.path.abspath(self._path)}: {error}") from error
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             db = open_database(self._path, self._busy_timeout_ms)
             try:
                 # Lazily, on first use: whoever builds a ledger (the server, a CLI, a test)
-                # gets a crashed predecessor's holds back without having to ask.
-                released = transaction(db, "BEGIN IMMEDIATE", release_dead_holds)
+                # gets a crashed predecessor's holds settled without having to ask.
+                now = self._clock.now()
+                settled = transaction(db, "BEGIN IMMEDIATE", lambda db: settle_dead_holds(db, now))
             except BaseException:
                 db.close()
                 raise
-            if released:
+            if settled:
                 log.warning(
-                    "released %d budget holds left in %s by processes that no longer run",
-                    released,
+                    "settled %d budget holds left in %s by processes that no longer run,"
+                    " at their last checkpoints",
+                    settled,
                     self._path,
                 )
             self._db = db
@@ -349,6 +423,28 @@ class SqliteLedger:
         ).fetchone()
         return int(row[0])
 
+    def _budget_state(self, db: sqlite3.Connection, tenant: str, now: datetime) -> BudgetState:
+        row = db.execute(
+            "SELECT latency_target_ms, latency_met, latency_total FROM tenants WHERE tenant = ?",
+            (tenant,),
+        ).fetchone()
+        target, met, total = row or (0, 0, 0)
+        states = limit_states(
+            self._limits(db, tenant) or (),
+            self._spent(db, tenant, now),
+            self._reserved(db, tenant, now, exclude_hold=None),
+            now,
+        )
+        return budget_state(tenant, states, target, met, total)
+
+    @staticmethod
+    def _has_expired_holds(db: sqlite3.Connection, tenant: str, now: datetime) -> bool:
+        row = db.execute(
+            "SELECT 1 FROM holds WHERE tenant = ? AND expires_at <= ? LIMIT 1",
+            (tenant, epoch_ms(now)),
+        ).fetchone()
+        return row is not None
+
     @staticmethod
     def _is_settled(db: sqlite3.Connection, tenant: str, hold_id: str) -> bool:
         row = db.execute(
@@ -358,18 +454,36 @@ class SqliteLedger:
 
 
 def open_database(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
-    """Open `path` in WAL mode and create the schema if it is missing."""
-    # Autocommit mode (isolation_level=None): transactions are only the ones we BEGIN.
-    db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+    """Open `path` in WAL mode and create the schema if it is missing. Raises
+    LedgerUnavailable naming the path (and a missing folder) when it cannot be opened."""
+    try:
+        # Autocommit mode (isolation_level=None): transactions are only the ones we BEGIN.
+        db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+    except sqlite3.OperationalError as error:
+        raise LedgerUnavailable(cannot_open(path, error)) from error
     try:
         db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # see the module docstring: survives kill -9
         transaction(db, "BEGIN IMMEDIATE", lambda db: create_schema(db, path))
+    except sqlite3.OperationalError as error:
+        db.close()
+        raise LedgerUnavailable(cannot_open(path, error)) from error
     except BaseException:
         db.close()
         raise
     return db
+
+
+def cannot_open(path: str, error: sqlite3.Error) -> str:
+    """Why `path` cannot be opened, naming the file, for logs and start-up errors."""
+    full = os.path.abspath(path)
+    folder = os.path.dirname(full)
+    if not os.path.isdir(folder):
+        return f"cannot open {full}: folder {folder} does not exist"
+    if not os.access(folder, os.W_OK) or (os.path.exists(full) and not os.access(full, os.W_OK)):
+        return f"cannot open {full}: not writable by this user ({error})"
+    return f"cannot open {full}: {error}"
 
 
 def create_schema(db: sqlite3.Connection, path: str) -> None:
@@ -378,9 +492,9 @@ def create_schema(db: sqlite3.Connection, path: str) -> None:
     old file migrate it once."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"ledger file {path} has schema version {version}; this fareway reads up to "
-            f"{SCHEMA_VERSION}: upgrade fareway or point it at another file"
+        raise LedgerUnavailable(
+            f"ledger file {os.path.abspath(path)} has schema version {version}; this fareway"
+            f" reads up to {SCHEMA_VERSION}: upgrade fareway or point it at another file"
         )
     if version:  # 0 is a new, empty file: SCHEMA creates it at the current version
         for from_version in range(version, SCHEMA_VERSION):
@@ -397,20 +511,62 @@ def transaction(db: sqlite3.Connection, begin: str, job: Callable[[sqlite3.Conne
     try:
         result = job(db)
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite rolls back by itself after some errors (a full disk)
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
     return result
 
 
-def release_dead_holds(db: sqlite3.Connection) -> int:
-    """Delete the holds whose owners are gone (see `is_gone`); return how many. Run in a write
-    transaction, so a process opening the file concurrently sees all of them or none."""
+def charge(db: sqlite3.Connection, tenant: str, micros: int, tokens: int, now: datetime) -> None:
+    """Add `micros` to every window containing `now` and `tokens` to this minute."""
+    db.executemany(ADD_TO_SPEND, [(tenant, key, micros) for key in window_keys(now).values()])
+    db.execute(ADD_TO_MINUTE, (tenant, minute_key(now), 0, tokens))
+
+
+def settle_at_checkpoint(
+    db: sqlite3.Connection, holds: list[tuple[str, str, int, int]], now: datetime
+) -> None:
+    """Settle these (tenant, hold id, used, tokens) holds at their last checkpoint: charge it,
+    delete the hold, and leave a non-final settled row so a late settle only tops it up."""
+    now_ms = epoch_ms(now)
+    for tenant, hold_id, used, tokens in holds:
+        db.execute("DELETE FROM holds WHERE tenant = ? AND hold_id = ?", (tenant, hold_id))
+        db.execute(
+            "INSERT OR IGNORE INTO settled (tenant, hold_id, settled_at, micros, tokens, final)"
+            " VALUES (?, ?, ?, ?, ?, 0)",
+            (tenant, hold_id, now_ms, used, tokens),
+        )
+        if used or tokens:
+            charge(db, tenant, used, tokens, now)
+
+
+def settle_expired_holds(db: sqlite3.Connection, now: datetime, tenant: str | None = None) -> int:
+    """Settle the expired holds (of `tenant`, or of everyone) at their last checkpoint; return
+    how many. Run in a write transaction."""
+    query = "SELECT tenant, hold_id, used, tokens FROM holds WHERE expires_at <= ?"
+    params: tuple[object, ...] = (epoch_ms(now),)
+    if tenant is not None:
+        query, params = query + " AND tenant = ?", (*params, tenant)
+    expired = [(str(t), str(h), int(u), int(k)) for t, h, u, k in db.execute(query, params)]
+    settle_at_checkpoint(db, expired, now)
+    return len(expired)
+
+
+def settle_dead_holds(db: sqlite3.Connection, now: datetime) -> int:
+    """Settle the holds whose owners are gone (see `is_gone`) at their last checkpoint; return
+    how many. Run in a write transaction, so a process opening the file concurrently sees all
+    of them settled or none."""
     me = this_process()
     owners = [row[0] for row in db.execute("SELECT DISTINCT owner FROM holds WHERE owner != ''")]
-    released = 0
+    settled = 0
     for text in owners:
         owner = ProcessId.parse(text)
         if owner is not None and is_gone(owner, me):
-            released += db.execute("DELETE FROM holds WHERE owner = ?", (text,)).rowcount
-    return released
+            rows = db.execute(
+                "SELECT tenant, hold_id, used, tokens FROM holds WHERE owner = ?", (text,)
+            )
+            dead = [(str(t), str(h), int(u), int(k)) for t, h, u, k in rows]
+            settle_at_checkpoint(db, dead, now)
+            settled += len(dead)
+    return settled

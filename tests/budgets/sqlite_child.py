@@ -8,6 +8,8 @@
     python sqlite_child.py crash PATH START    settle 100 micro-USD, hold 30 as "in-flight",
                                                print "held", then wait for a line on stdin
                                                (the test kills it, or lets it exit)
+    python sqlite_child.py checkpoint PATH START   as crash, and record a checkpoint of 20
+                                               micro-USD and 7 tokens in the held stream
 
 START is the ISO time of the ManualClock, so both sides agree on the window.
 """
@@ -26,6 +28,8 @@ from fareway.core.errors import BudgetExceeded
 TENANT = "acme"
 CHARGE_MICROS = 100
 HOLD_MICROS = 30
+CHECKPOINT_MICROS = 20
+CHECKPOINT_TOKENS = 7
 
 
 async def settle_forever(ledger: SqliteLedger) -> None:
@@ -52,10 +56,12 @@ async def race_holds(ledger: SqliteLedger, count: int) -> None:
     await ledger.aclose()
 
 
-async def hold_and_wait(ledger: SqliteLedger) -> None:
+async def hold_and_wait(ledger: SqliteLedger, checkpoint: bool) -> None:
     await ledger.hold(TENANT, "done", CHARGE_MICROS)
     await ledger.settle(TENANT, "done", CHARGE_MICROS)
     await ledger.hold(TENANT, "in-flight", HOLD_MICROS)
+    if checkpoint:
+        await ledger.checkpoint(TENANT, "in-flight", CHECKPOINT_MICROS, CHECKPOINT_TOKENS)
     print("held", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
     await ledger.aclose()
@@ -66,8 +72,8 @@ def main(argv: list[str]) -> None:
     ledger = SqliteLedger(path, ManualClock(datetime.fromisoformat(start)))
     if mode == "settle":
         asyncio.run(settle_forever(ledger))
-    elif mode == "crash":
-        asyncio.run(hold_and_wait(ledger))
+    elif mode in ("crash", "checkpoint"):
+        asyncio.run(hold_and_wait(ledger, checkpoint=mode == "checkpoint"))
     else:
         asyncio.run(race_holds(ledger, int(argv[3])))
 

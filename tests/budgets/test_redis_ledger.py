@@ -39,7 +39,7 @@ async def test_keys_follow_the_documented_layout(client: Redis, redis_prefix: st
     base = f"{redis_prefix}:{{{TENANT}}}"
     lifetimes: dict[str, timedelta | None] = {  # None: never expires
         "tenant": None,
-        "holds": timedelta(seconds=TTL_S + 60),
+        "holds": timedelta(seconds=TTL_S, days=2),
         "spend:day:2026-01-15": DAY_END - START + timedelta(days=2),
         "spend:month:2026-01": MONTH_END - START + timedelta(days=2),
         "spend:total": None,
@@ -56,7 +56,7 @@ async def test_keys_follow_the_documented_layout(client: Redis, redis_prefix: st
             assert ttl_ms == -1, key
         else:  # relative to the injected clock, so exact but for the test's own run time
             assert ttl_ms == pytest.approx(lifetime.total_seconds() * 1000, abs=5_000), key
-    assert await client.hgetall(f"{base}:holds") == {"h2": f"100:{epoch_ms(START) + 60_000}"}
+    assert await client.hgetall(f"{base}:holds") == {"h2": f"100:{epoch_ms(START) + 60_000}:0:0"}
     assert await client.hgetall(f"{base}:minute:2026-01-15T15:00") == {
         "requests": "1",
         "tokens": "7",

@@ -17,7 +17,7 @@ from fareway.budgets.ledger import Limit, RateLimit
 from fareway.budgets.sqlite import SqliteLedger
 from fareway.budgets.windows import Window
 from fareway.core.clock import ManualClock
-from fareway.core.errors import RateLimitExceeded
+from fareway.core.errors import LedgerUnavailable, RateLimitExceeded
 from tests.budgets.contract.support import START, TENANT, figures
 
 CHILD = Path(__file__).with_name("sqlite_child.py")
@@ -114,9 +114,12 @@ async def test_a_file_from_a_newer_fareway_is_refused(path: Path, clock: ManualC
     db.close()
     ledger = SqliteLedger(path, clock)
 
-    with pytest.raises(RuntimeError, match="schema version 99"):
+    with pytest.raises(LedgerUnavailable) as caught:
         await ledger.state(TENANT)
     await ledger.aclose()
+
+    assert "schema version 99" in caught.value.detail
+    assert str(path) in caught.value.detail
 
 
 async def test_aclose_twice_is_harmless(path: Path, clock: ManualClock) -> None:

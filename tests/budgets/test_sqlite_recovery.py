@@ -1,6 +1,7 @@
-"""Crash recovery of the SQLite ledger: the holds of a process that no longer runs are released
-when the file is next opened (or on `recover()`), so a server restarted after `kill -9` does not
-wait out the hold time-to-live. Holds of running processes (several servers may share one
+"""Crash recovery of the SQLite ledger: the holds of a process that no longer runs are settled
+at their last checkpoint when the file is next opened (or on `recover()`), so a server
+restarted after `kill -9` bills what its streams had used and does not wait out the hold
+time-to-live for the rest. Holds of running processes (several servers may share one
 file), of other hosts and of version 1 files are kept: releasing a live hold could let a tenant
 overspend, so only an owner that is certainly gone loses its holds."""
 
@@ -17,11 +18,12 @@ import pytest
 
 from fareway.budgets.accounting import epoch_ms
 from fareway.budgets.codec import encode_limits
-from fareway.budgets.ledger import Limit
+from fareway.budgets.ledger import Limit, RateLimit
 from fareway.budgets.processes import ProcessId, is_gone, process_status, this_process
 from fareway.budgets.sqlite import SCHEMA_VERSION, SqliteLedger
 from fareway.budgets.windows import Window
 from fareway.core.clock import ManualClock
+from fareway.core.errors import RateLimitExceeded
 from tests.budgets.contract.support import START, TENANT, figures
 
 CHILD = Path(__file__).with_name("sqlite_child.py")
@@ -29,6 +31,8 @@ CHILD_TIMEOUT_S = 30
 CAP = 1_000
 CHARGE = 100  # what the child settles before it holds (sqlite_child.py)
 HOLD = 30  # what the child holds "in flight"
+CHECKPOINT = 20  # what the child's stream has used, in "checkpoint" mode (sqlite_child.py)
+CHECKPOINT_TOKENS = 7
 FAR_FUTURE_MS = epoch_ms(START) + 3_600_000  # a hold that will not expire during the test
 
 needs_proc = pytest.mark.skipif(
@@ -66,6 +70,25 @@ async def test_a_killed_processs_hold_is_released_on_open(
     try:
         # The charge it settled stays; the hold it never settled is gone.
         assert await figures(reopened) == {"day": (CHARGE, 0, CAP - CHARGE)}
+    finally:
+        await reopened.aclose()
+
+
+async def test_a_killed_processs_hold_is_settled_at_its_last_checkpoint(
+    configured: Path, clock: ManualClock
+) -> None:
+    child = await spawn_holder(configured, mode="checkpoint")
+    child.kill()
+    await child.wait()
+
+    reopened = SqliteLedger(configured, clock)
+    try:
+        # What the stream had used by its last checkpoint is billed; the rest of its hold is
+        # returned, and its tokens count towards the minute.
+        used = CHARGE + CHECKPOINT
+        assert await figures(reopened) == {"day": (used, 0, CAP - used)}
+        with pytest.raises(RateLimitExceeded):
+            await reopened.admit(TENANT, RateLimit(tokens_per_minute=CHECKPOINT_TOKENS))
     finally:
         await reopened.aclose()
 
@@ -166,7 +189,7 @@ async def test_a_version_1_file_is_migrated(path: Path, clock: ManualClock) -> N
         version = db.execute("PRAGMA user_version").fetchone()[0]
         owners = dict(db.execute("SELECT hold_id, owner FROM holds").fetchall())
     db.close()
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
     assert owners == {"old": "", "new": str(this_process())}
 
 
@@ -191,12 +214,13 @@ def test_a_killed_child_not_yet_reaped_counts_as_gone() -> None:
 # --- helpers --------------------------------------------------------------------------------
 
 
-async def spawn_holder(path: Path) -> asyncio.subprocess.Process:
-    """sqlite_child.py in `crash` mode, once it has settled CHARGE and holds HOLD."""
+async def spawn_holder(path: Path, mode: str = "crash") -> asyncio.subprocess.Process:
+    """sqlite_child.py in `crash` (or `checkpoint`) mode, once it has settled CHARGE and holds
+    HOLD (with a checkpoint of CHECKPOINT)."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         str(CHILD),
-        "crash",
+        mode,
         str(path),
         START.isoformat(),
         stdin=asyncio.subprocess.PIPE,
