@@ -1,5 +1,13 @@
 # fareway: the gRPC LLM router. Build: docker build -t fareway .
-# Run:  docker run -p 50051:50051 -e ANTHROPIC_API_KEY=... fareway
+#
+# The image serves every interface, so it refuses to start while the public demo keys
+# (fareway-demo-key, fareway-admin-key) are accepted. Supply your own keys, either as variables:
+#   docker run -p 50051:50051 -e FAREWAY_DEMO_KEY=... -e FAREWAY_ADMIN_KEY=... \
+#     -e ANTHROPIC_API_KEY=... fareway
+# or as a configuration file whose tenants and admin_keys carry your keys' sha256:
+#   docker run -p 50051:50051 -v "$PWD/fareway.yaml:/etc/fareway/fareway.yaml:ro" fareway \
+#     fareway serve --host 0.0.0.0 --config /etc/fareway/fareway.yaml
+# `docker kill --signal HUP <container>` reloads that file without dropping streams.
 FROM python:3.11-slim
 
 RUN useradd --create-home --uid 10001 fareway
@@ -19,5 +27,6 @@ USER fareway
 EXPOSE 50051
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s \
   CMD ["fareway", "health", "--target", "127.0.0.1:50051", "--timeout", "2"]
-# Inside a container the loopback default would be unreachable, so bind every interface.
+# Inside a container the loopback default would be unreachable, so bind every interface; with
+# the demo keys still accepted this refuses to start (see the top of this file).
 CMD ["fareway", "serve", "--host", "0.0.0.0"]

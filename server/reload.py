@@ -48,6 +48,11 @@ class Serving:
         self._retired: list[Runtime] = []
         self._closing: set[asyncio.Task[None]] = set()
 
+    @property
+    def retired(self) -> int:
+        """How many replaced runtimes calls in flight still use."""
+        return len(self._retired)
+
     @contextmanager
     def call(self) -> Iterator[Runtime]:
         """The runtime for one call, from its start to its end."""
