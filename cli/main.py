@@ -1,61 +1,129 @@
-"""`fareway`: serve, chat, route, models, budget, health. See `fareway <command> --help`."""
+"""`fareway`: serve, chat, route, models, budget, health. See `fareway <command> --help`.
+
+Every failure ends in one line on stderr and a non-zero exit: a bad flag is a usage error
+(exit 2, from argparse), a refused call prints its gRPC code and message (exit 1), and a
+server that cannot start prints the file, field, path, variable or address at fault (exit 2
+for the configuration file, 1 otherwise). Tracebacks appear only with --debug or
+FAREWAY_DEBUG=1. Output cut short by a closed pipe (`fareway models | head -1`) ends quietly
+with exit status 141, as a process killed by SIGPIPE would.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 import sys
+import textwrap
+import traceback
 from collections.abc import Sequence
-from decimal import Decimal
+from contextlib import closing
+from importlib import metadata
+from typing import Any
 
 import grpc
 
+from fareway.cli import arguments, budget, serve
 from fareway.client import (
-    DEFAULT_TARGET,
-    Budget,
-    BudgetLimit,
-    Client,
     Decision,
     Done,
     Escalation,
     Fallback,
     FarewayError,
-    OnExceed,
     RequestOptions,
     TextDelta,
-    Window,
 )
+from fareway.core.errors import StartupError
 
-DEMO_KEY = "fareway-demo-key"
+EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
+EXIT_INTERRUPTED = 128 + 2  # SIGINT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fareway` command; returns the exit status."""
     args = _parser().parse_args(argv)
+    validate = getattr(args, "validate", None)
+    if validate is not None:
+        validate(args)  # exits with a usage error when the flags contradict each other
     try:
         status: int = args.run(args)
+        # Inside the try: short output is only written here, and may meet a closed pipe.
+        sys.stdout.flush()
         return status
-    except FarewayError as error:
-        print(f"error: {error.code.name}: {error.message}", file=sys.stderr)
-        return 1
-    except grpc.RpcError as error:  # `health` calls grpc directly
-        print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
-        return 1
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - the outermost boundary: one line, no traceback
+        if args.debug:
+            traceback.print_exc()
+        status, message = _explain(error)
+        for line in message.splitlines() or [""]:
+            print(f"fareway: error: {line}", file=sys.stderr)
+        return status
+
+
+def _explain(error: Exception) -> tuple[int, str]:
+    """The exit status and message for an error that ends the command."""
+    from fareway.config.loader import ConfigError
+
+    if isinstance(error, ConfigError):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, StartupError):
+        return 1, str(error)
+    if isinstance(error, FarewayError):
+        return 1, f"{error.code.name}: {_one_line(error.message)}"
+    if isinstance(error, grpc.RpcError):  # `health` calls grpc directly
+        return 1, f"{error.code().name}: {_one_line(error.details() or '')}"
+    if isinstance(error, budget.NothingToApply):
+        return EXIT_USAGE, str(error)
+    name = type(error).__name__
+    return 1, f"{name}: {_one_line(str(error))} (run with --debug for the traceback)"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's own flush at exit does not fail
+    again on the closed pipe and print 'Exception ignored ... BrokenPipeError'."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("fareway")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions as written and wraps flag help without breaking at hyphens, so
+    that names like fareway-demo-key or --latency-target-ms stay whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose help uses _HelpFormatter; subcommands inherit the class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fareway", description=__doc__)
+    parser = _Parser(prog="fareway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fareway {_version()}")
+    _add_debug(parser, _debug_from_env())
     commands = parser.add_subparsers(required=True, metavar="command")
 
-    serve = commands.add_parser("serve", help="run the gRPC server")
-    serve.add_argument("--config", help="YAML configuration (default: the embedded one)")
-    serve.add_argument("--host", help="address to bind (default: from the configuration)")
-    serve.add_argument("--port", type=int, help="port to bind (default: from the configuration)")
-    serve.set_defaults(run=_serve)
+    serve.add_command(commands)
 
     chat = commands.add_parser("chat", help="send a prompt and stream the answer")
     _add_request_options(chat)
@@ -66,63 +134,87 @@ def _parser() -> argparse.ArgumentParser:
     route.set_defaults(run=_route)
 
     models = commands.add_parser("models", help="list the models this key may use")
-    _add_connection_options(models)
+    arguments.add_connection_options(models)
     models.set_defaults(run=_models)
 
-    budget = commands.add_parser("budget", help="show or set a tenant's cost caps")
-    budget_commands = budget.add_subparsers(required=True, metavar="action")
-    get = budget_commands.add_parser("get", help="caps, spend and holds of a tenant")
-    _add_connection_options(get)
-    get.add_argument("--tenant", default="", help="tenant (default: the key's own)")
-    get.set_defaults(run=_budget_get)
-    put = budget_commands.add_parser("set", help="replace a tenant's caps (admin key)")
-    _add_connection_options(put)
-    put.add_argument("--tenant", required=True)
-    for window in Window:
-        put.add_argument(
-            f"--{window.value}", type=Decimal, metavar="USD", help=f"hard cap per {window.value}"
-        )
-    put.add_argument("--soft", type=float, default=0.0, help="downgrade above this fraction")
-    put.add_argument(
-        "--on-exceed", choices=[o.value for o in OnExceed], default=OnExceed.REJECT.value
-    )
-    put.add_argument("--latency-target-ms", type=int, help="time-to-first-token target")
-    put.set_defaults(run=_budget_set)
+    budget.add_commands(commands)
 
     health = commands.add_parser("health", help="exit 0 when the server reports SERVING")
-    _add_connection_options(health)
+    arguments.add_connection_options(health, default_timeout_s=5.0)
     health.set_defaults(run=_health)
+
+    # `fareway serve --debug` works as well as `fareway --debug serve`.
+    for command in _leaf_parsers(commands):
+        _add_debug(command, argparse.SUPPRESS)
     return parser
 
 
-def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+def _add_debug(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument(
-        "--target",
-        default=os.environ.get("FAREWAY_TARGET", DEFAULT_TARGET),
-        help="server address (env FAREWAY_TARGET; default %(default)s)",
+        "--debug",
+        action="store_true",
+        default=default,
+        help="print the traceback of an error, not only its message (or FAREWAY_DEBUG=1)",
     )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("FAREWAY_API_KEY", DEMO_KEY),
-        help="API key (env FAREWAY_API_KEY; default: the demo key)",
-    )
-    parser.add_argument("--timeout", type=float, help="deadline in seconds")
+
+
+def _debug_from_env() -> bool:
+    return os.environ.get("FAREWAY_DEBUG", "").strip().lower() in ("1", "true", "yes")
+
+
+def _leaf_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> list[argparse.ArgumentParser]:
+    """The parsers that run something: subcommands without subcommands of their own."""
+    leaves = []
+    for command in commands.choices.values():
+        nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        leaves.extend(_leaf_parsers(nested[0]) if nested else [command])
+    return leaves
 
 
 def _add_request_options(parser: argparse.ArgumentParser) -> None:
-    _add_connection_options(parser)
+    arguments.add_connection_options(parser)
     parser.add_argument("prompt", help="the user message")
-    parser.add_argument("--system", default="", help="system prompt")
-    parser.add_argument("--max-tokens", type=int, default=1024)
-    parser.add_argument("--strategy", default="", help="routing strategy (default: the tenant's)")
-    parser.add_argument("--model", default="", help="pin a model by catalog id")
-    parser.add_argument("--tier", default="", help="pin a tier")
-    parser.add_argument("--step-type", default="", help="agent step type")
-    parser.add_argument("--capability", action="append", default=[], help="required capability")
-
-
-def _client(args: argparse.Namespace) -> Client:
-    return Client(args.target, args.api_key, timeout_s=args.timeout)
+    parser.add_argument("--system", default="", help="system prompt (default: none)")
+    parser.add_argument(
+        "--max-tokens",
+        type=arguments.positive_int,
+        default=1024,
+        metavar="N",
+        help="most tokens the answer may have, 1 or more (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--strategy",
+        default="",
+        metavar="NAME",
+        help="routing strategy, one the server configures, e.g. rules (default: the tenant's)",
+    )
+    parser.add_argument(
+        "--model",
+        default="",
+        metavar="ID",
+        help="pin a model by catalog id, as `fareway models` lists (default: the router picks)",
+    )
+    parser.add_argument(
+        "--tier",
+        default="",
+        help="pin a tier, e.g. fast, balanced or powerful (default: the router picks)",
+    )
+    parser.add_argument(
+        "--step-type",
+        default="",
+        metavar="TYPE",
+        help="agent step type: planning, tool_call_decision, result_classification, "
+        "summarization, final_synthesis, or one the server configures (default: none)",
+    )
+    parser.add_argument(
+        "--capability",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a capability the model must have, e.g. tools or vision (repeatable; default: none)",
+    )
 
 
 def _options(args: argparse.Namespace) -> RequestOptions:
@@ -137,25 +229,12 @@ def _options(args: argparse.Namespace) -> RequestOptions:
     )
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from fareway.config.loader import ConfigError, load_config
-    from fareway.server.app import serve
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        print(f"invalid configuration:\n{error}", file=sys.stderr)
-        return 2
-    asyncio.run(serve(config, os.environ, args.host, args.port))
-    return 0
-
-
 def _chat(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        for event in client.generate(args.prompt, **_options(args)):
+    with (
+        arguments.connect(args) as client,
+        closing(client.generate(args.prompt, **_options(args))) as events,
+    ):
+        for event in events:
             match event:
                 case Decision() as d:
                     print(f"[{d.model} · {d.tier} · {d.strategy}] {d.reason}", file=sys.stderr)
@@ -181,7 +260,7 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _route(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with arguments.connect(args) as client:
         d = client.route(args.prompt, **_options(args))
     print(f"model:     {d.model} ({d.provider}, {d.tier} tier)")
     print(f"strategy:  {d.strategy}")
@@ -197,7 +276,7 @@ def _route(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with arguments.connect(args) as client:
         models = client.list_models()
     print(
         f"{'model':<24} {'tier':<10} {'provider':<12} {'$/Mtok in':>10} {'$/Mtok out':>11}  notes"
@@ -215,50 +294,12 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _budget_get(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        _print_budget(client.get_budget(args.tenant))
-    return 0
-
-
-def _budget_set(args: argparse.Namespace) -> int:
-    limits = [
-        BudgetLimit(
-            window,
-            int(getattr(args, window.value) * 1_000_000),
-            args.soft,
-            OnExceed(args.on_exceed),
-        )
-        for window in Window
-        if getattr(args, window.value) is not None
-    ]
-    with _client(args) as client:
-        _print_budget(client.set_budget(args.tenant, limits, args.latency_target_ms))
-    return 0
-
-
-def _print_budget(budget: Budget) -> None:
-    print(f"tenant {budget.tenant}")
-    if not budget.limits:
-        print("  no caps")
-    for limit in budget.limits:
-        resets = f", resets {limit.resets_at:%Y-%m-%d %H:%M} UTC" if limit.resets_at else ""
-        print(
-            f"  {limit.window.value:<6} cap ${limit.cap_micros / 1e6:.2f}: "
-            f"spent ${limit.spent_micros / 1e6:.6f}, held ${limit.reserved_micros / 1e6:.6f}, "
-            f"left ${limit.remaining_micros / 1e6:.6f}; soft {limit.soft_fraction:.0%}, "
-            f"on exceed {limit.on_exceed.value}{resets}"
-        )
-    target = f"{budget.latency_target_ms} ms" if budget.latency_target_ms else "none"
-    print(f"  latency target {target}, met by {budget.latency_attainment:.0%} of requests")
-
-
 def _health(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     with grpc.insecure_channel(args.target) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(), timeout=args.timeout or 5
+            health_pb2.HealthCheckRequest(), timeout=args.timeout
         )
     print(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1

@@ -180,7 +180,13 @@ def _otlp_exporter(env: Mapping[str, str], signal: str) -> Any:
     protocol = _protocol(env, signal)
     _check_compression(env, signal, protocol)
     module, _, name = _OTLP_EXPORTERS[(signal, protocol)].partition(":")
-    return getattr(importlib.import_module(module), name)()
+    exporter_class = getattr(importlib.import_module(module), name)
+    try:
+        return exporter_class()
+    except ValueError as exc:  # the SDK parses its endpoint from the OTEL_* variables here
+        raise StartupError(
+            f"OTLP {signal.lower()} exporter: {exc} (see the OTEL_EXPORTER_OTLP_* variables)"
+        ) from exc
 
 
 def _check_sdk_numbers(env: Mapping[str, str]) -> None:

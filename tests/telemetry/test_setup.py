@@ -164,11 +164,19 @@ async def test_exporters_follow_the_otel_variables(
             "OTEL_EXPORTER_OTLP_COMPRESSION=zstd: fareway's grpc OTLP supports gzip",
             id="a grpc compression the SDK would crash on",
         ),
+        pytest.param(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://[::1"},
+            "OTLP traces exporter: Invalid IPv6 URL (see the OTEL_EXPORTER_OTLP_* variables)",
+            id="an endpoint the SDK cannot parse",
+        ),
     ],
 )
 def test_an_unsupported_value_is_a_startup_error_naming_the_variable(
-    env: dict[str, str], message: str
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
 ) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # where the SDK's exporters read theirs
+
     with pytest.raises(StartupError) as caught:
         configure_telemetry(env)
 
