@@ -19,6 +19,7 @@ from fareway.core.errors import StartupError
 from fareway.server.auth import KeyRing, guard_demo_keys
 from fareway.server.budget_service import BudgetService
 from fareway.server.interceptor import RequestInterceptor
+from fareway.server.ledger_health import report_ledger_health
 from fareway.server.reflection import enable_reflection
 from fareway.server.reload import PerCallServicer, Reloader, Serving
 from fareway.server.router_service import RouterService
@@ -60,8 +61,8 @@ class RunningServer:
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish for `grace_s`, cancel the rest."""
-        for name in ("", *SERVICE_NAMES):
-            await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        # NOT_SERVING for good: a ledger coming back during the drain must not turn it back.
+        await self._health.enter_graceful_shutdown()
         grace = self.runtime.config.server.grace_s if grace_s is None else grace_s
         await self.server.stop(grace)
         await self.serving.aclose()
@@ -107,6 +108,8 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # From here on the health check also follows the ledger: NOT_SERVING while it is down.
+    await report_ledger_health(runtime.ledger, health_servicer, ("", *SERVICE_NAMES))
     enable_reflection(server, (*SERVICE_NAMES, health.SERVICE_NAME))
     bound = await _listen(server, host, port, tls)
     await server.start()

@@ -2,7 +2,13 @@
 
 Knows nothing of gRPC: it yields plain events that the servicer turns into protobuf. The
 guarantee it keeps: whatever happens (success, provider failure, client cancellation,
-deadline), the hold is settled exactly once, to what the attempts actually used.
+deadline), the hold is settled exactly once, to what the attempts actually used. While text
+streams, the usage so far is checkpointed into the hold (`checkpoints.py`), so a process that
+dies mid-stream still has that much billed.
+
+With the ledger unreachable nothing streams unbilled: admission, the hold and the budget
+check come before the first event and raise LedgerUnavailable; a settle that fails after the
+text went out is retried in the background by the ledger wrapper (`ledger_health.py`).
 """
 
 from __future__ import annotations
@@ -17,12 +23,19 @@ from opentelemetry.trace import Span
 
 from fareway.budgets.ledger import BudgetState, Ledger, RateLimit
 from fareway.core.clock import Clock
-from fareway.core.errors import AllCandidatesFailed, BudgetExceeded, ProviderError, StreamBroken
+from fareway.core.errors import (
+    AllCandidatesFailed,
+    BudgetExceeded,
+    LedgerUnavailable,
+    ProviderError,
+    StreamBroken,
+)
 from fareway.providers.base import Provider
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Decision
 from fareway.routing.latency import LatencyStats
 from fareway.server.attempt import Attempt, AttemptUsage
+from fareway.server.checkpoints import Checkpoints
 from fareway.telemetry import names
 from fareway.telemetry.setup import Telemetry
 from fareway.telemetry.tracing import mark_failed, record_event
@@ -82,6 +95,8 @@ class Generation:
         max_attempts: int,
         latency: LatencyStats,
         telemetry: Telemetry,
+        *,
+        checkpoint_interval_s: float = 1.0,
     ) -> None:
         self._providers = providers
         self._ledger = ledger
@@ -89,6 +104,7 @@ class Generation:
         self._max_attempts = max_attempts
         self._latency = latency
         self._telemetry = telemetry
+        self._checkpoint_interval_s = checkpoint_interval_s
 
     async def run(
         self,
@@ -109,23 +125,26 @@ class Generation:
         await self._ledger.admit(request.tenant, rate)
         bill = _Bill(request.tenant, uuid.uuid4().hex, span)
         await self._hold(bill, decision.estimated_cost_micros(decision.model))
+        checkpoints = Checkpoints(
+            self._ledger, self._clock, bill.tenant, bill.hold_id, self._checkpoint_interval_s
+        )
         try:
             state = await self._ledger.state(request.tenant)
             self._record_utilization(state)
             yield Routed(decision, state.remaining_micros)
             # aclosing: when the caller goes away mid-stream, the attempt must be closed (and
             # charged) before the finally below settles the bill.
-            attempts = self._attempts(decision, bill, started_at, timeout_s)
+            attempts = self._attempts(decision, bill, checkpoints, started_at, timeout_s)
             async with aclosing(attempts) as events:
                 async for event in events:
                     yield event
                     if isinstance(event, Finished) and request.latency_target_ms:
-                        met = event.ttft_ms <= request.latency_target_ms
-                        await self._ledger.record_latency(request.tenant, met)
+                        await self._record_latency(request.tenant, event, request.latency_target_ms)
         finally:
             # Shielded: a second cancellation (server shutdown, say) must not cut the settle
-            # short, or the tenant's hold would stay until its time-to-live.
-            settling = asyncio.ensure_future(self._settle(bill))
+            # short, or the tenant's hold would stay until its time-to-live. The checkpoint in
+            # flight ends first: the settle is the last word on the hold.
+            settling = asyncio.ensure_future(self._settle(bill, checkpoints))
             try:
                 await asyncio.shield(settling)
             except asyncio.CancelledError:
@@ -133,14 +152,19 @@ class Generation:
                 raise
 
     async def _attempts(
-        self, decision: Decision, bill: _Bill, started_at: float, timeout_s: float | None
+        self,
+        decision: Decision,
+        bill: _Bill,
+        checkpoints: Checkpoints,
+        started_at: float,
+        timeout_s: float | None,
     ) -> AsyncGenerator[GenerationEvent, None]:
         """Try the ranked candidates in turn (the first already held for) until one answers."""
         queue = [c.model for c in decision.ranked[1 : self._max_attempts]]
         model = decision.model
         for tried in range(1, self._max_attempts + 1):
             attempt = Attempt(model, decision, self._clock)
-            async with aclosing(self._try(attempt, bill, timeout_s)) as pieces:
+            async with aclosing(self._try(attempt, bill, checkpoints, timeout_s)) as pieces:
                 async for text in pieces:
                     yield Delta(text)
             usage = bill.charge(attempt)
@@ -173,6 +197,7 @@ class Generation:
         self,
         attempt: Attempt,
         bill: _Bill,
+        checkpoints: Checkpoints,
         timeout_s: float | None,
     ) -> AsyncGenerator[str, None]:
         """Stream one attempt under its span. A failure before the first token is kept as
@@ -194,6 +219,7 @@ class Generation:
                 async with aclosing(attempt.stream(provider, timeout_s)) as text:
                     async for piece in text:
                         yield piece
+                        checkpoints.tick(lambda: bill.so_far(attempt))
             except ProviderError as error:
                 error.model = model.id
                 error_type = error.kind
@@ -265,7 +291,16 @@ class Generation:
         await self._ledger.hold(bill.tenant, bill.hold_id, amount_micros)
         record_event(bill.span, names.EVENT_BUDGET_HOLD, {names.AMOUNT: amount_micros})
 
-    async def _settle(self, bill: _Bill) -> None:
+    async def _record_latency(self, tenant: str, finished: Finished, target_ms: int) -> None:
+        """Count the request towards the latency attainment; an unreachable ledger loses this
+        one count rather than fail an answer that is already complete."""
+        try:
+            await self._ledger.record_latency(tenant, finished.ttft_ms <= target_ms)
+        except LedgerUnavailable:
+            return
+
+    async def _settle(self, bill: _Bill, checkpoints: Checkpoints) -> None:
+        await checkpoints.stop()
         await self._ledger.settle(bill.tenant, bill.hold_id, bill.cost_micros, bill.tokens)
         record_event(bill.span, names.EVENT_BUDGET_SETTLE, {names.AMOUNT: bill.cost_micros})
         for usage in bill.attempts:
@@ -289,6 +324,16 @@ class _Bill:
             if usage.input_tokens or usage.output_tokens:
                 self.attempts.append(usage)
         return usage
+
+    def so_far(self, current: Attempt) -> tuple[int, int]:
+        """(micro-USD, tokens) used by the call up to now, the attempt still streaming
+        included: what a checkpoint records."""
+        micros, tokens = self.cost_micros, self.tokens
+        if not current.charged:
+            usage = current.usage()
+            micros += usage.cost_micros
+            tokens += usage.input_tokens + usage.output_tokens
+        return micros, tokens
 
     @property
     def cost_micros(self) -> int:

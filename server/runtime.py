@@ -18,6 +18,7 @@ from fareway.routing.latency import LatencyStats
 from fareway.routing.router import Router, TenantPolicy
 from fareway.server.auth import KeyRing, Principal
 from fareway.server.generation import Generation
+from fareway.server.ledger_health import LedgerHealth
 from fareway.telemetry.setup import Telemetry, configure_telemetry
 
 
@@ -79,6 +80,9 @@ async def build_runtime(
     except LedgerUnavailable as error:
         await ledger.aclose()
         raise StartupError(f"ledger ({config.ledger.type}): {error.detail or error}") from error
+    # Wrapped once the store has answered: from here on an outage turns the health check
+    # NOT_SERVING until it answers again, and a settle it interrupts lands later.
+    ledger = LedgerHealth(ledger, clock)
     if telemetry is None:
         telemetry = configure_telemetry(env, config.telemetry.record_content)
     return assemble_runtime(config, clock, providers, ledger, telemetry, LatencyStats(), keys)
@@ -127,7 +131,13 @@ def assemble_runtime(
         providers=providers,
         ledger=ledger,
         generation=Generation(
-            providers, ledger, clock, config.server.max_attempts, latency, telemetry
+            providers,
+            ledger,
+            clock,
+            config.server.max_attempts,
+            latency,
+            telemetry,
+            checkpoint_interval_s=config.ledger.checkpoint_interval_s,
         ),
         keys=keys,
         policies=policies,
