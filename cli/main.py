@@ -18,7 +18,6 @@ import traceback
 from collections.abc import Sequence
 from contextlib import closing
 from importlib import metadata
-from typing import Any
 
 import grpc
 
@@ -109,16 +108,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose help uses _HelpFormatter; subcommands inherit the class."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fareway", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fareway", description=__doc__)
     parser.add_argument("--version", action="version", version=f"fareway {_version()}")
     _add_debug(parser, _debug_from_env())
     commands = parser.add_subparsers(required=True, metavar="command")
@@ -143,9 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     arguments.add_connection_options(health, default_timeout_s=5.0)
     health.set_defaults(run=_health)
 
-    # `fareway serve --debug` works as well as `fareway --debug serve`.
-    for command in _leaf_parsers(commands):
-        _add_debug(command, argparse.SUPPRESS)
+    for each in _parsers(parser):
+        each.formatter_class = _HelpFormatter
+        if not _subcommands(each):  # `fareway serve --debug` as well as `fareway --debug serve`
+            _add_debug(each, argparse.SUPPRESS)
     return parser
 
 
@@ -162,15 +154,19 @@ def _debug_from_env() -> bool:
     return os.environ.get("FAREWAY_DEBUG", "").strip().lower() in ("1", "true", "yes")
 
 
-def _leaf_parsers(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> list[argparse.ArgumentParser]:
-    """The parsers that run something: subcommands without subcommands of their own."""
-    leaves = []
-    for command in commands.choices.values():
-        nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
-        leaves.extend(_leaf_parsers(nested[0]) if nested else [command])
-    return leaves
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """`parser` and every subcommand parser below it."""
+    found = [parser]
+    for commands in _subcommands(parser):
+        for command in commands.choices.values():
+            found.extend(_parsers(command))
+    return found
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser,
+) -> list[argparse._SubParsersAction[argparse.ArgumentParser]]:
+    return [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
 
 
 def _add_request_options(parser: argparse.ArgumentParser) -> None:
