@@ -118,7 +118,8 @@ async def start_server(
 
 async def _listen(server: grpc.aio.Server, host: str, port: int, tls: ServerTls | None) -> int:
     """Add the port; StartupError saying why when it cannot be bound."""
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    bare = host.strip("[]")
+    address = f"[{bare}]:{port}" if ":" in bare else f"{bare}:{port}"  # IPv6 in brackets
     try:
         if tls is None:
             bound: int = server.add_insecure_port(address)
@@ -135,7 +136,9 @@ async def _listen(server: grpc.aio.Server, host: str, port: int, tls: ServerTls 
 async def _bind_failure(host: str, port: int) -> str:
     """Why gRPC could not bind: found by binding a plain socket the way gRPC does."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM
+        )
     except OSError as error:
         return f"cannot resolve {host}: {error.strerror or error}"
     family, kind, proto, _, address = infos[0]

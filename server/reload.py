@@ -102,6 +102,9 @@ class PerCallServicer:
         self._latest: tuple[Runtime, object] | None = None
 
     def __getattr__(self, method: str) -> Callable[[Any, Any], Awaitable[Any]]:
+        if method.startswith("_"):  # not an RPC: copy, pickle and friends probe for these
+            raise AttributeError(method)
+
         async def handle(request: Any, context: Any) -> Any:
             with self._serving.call() as runtime:
                 return await getattr(self._servicer(runtime), method)(request, context)
@@ -140,7 +143,8 @@ class Reloader:
             material = await self._read_tls(config)
             runtime = await self._assemble(old, config)
         except (ConfigError, StartupError, LedgerUnavailable, ValueError) as error:
-            text = "; ".join(str(error).splitlines())
+            detail = error.detail if isinstance(error, LedgerUnavailable) else ""
+            text = "; ".join((detail or str(error)).splitlines())
             log.error(
                 "configuration reload from %s refused, the running one stays: %s", source, text
             )

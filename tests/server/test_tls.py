@@ -12,12 +12,14 @@ import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fareway.client import AsyncClient, Unavailable
+from fareway.config.loader import parse_config
 from fareway.config.schema import FarewayConfig, TlsSettings
 from fareway.core.clock import ManualClock
 from fareway.core.errors import StartupError
 from fareway.server.app import RunningServer, start_server
+from fareway.server.reload import Reloader
 from fareway.server.runtime import build_runtime
-from tests.server.harness import ENV, TENANT_KEY, make_config
+from tests.server.harness import CONFIG_TEMPLATE, ENV, TENANT_KEY, make_config
 
 
 @dataclass(frozen=True)
@@ -172,3 +174,53 @@ async def test_a_key_that_does_not_match_the_certificate_is_a_startup_error(
 
     with pytest.raises(StartupError, match="not a PEM certificate chain and its private key"):
         await start(with_tls(TlsSettings(cert_file=str(pki.cert_file), key_file=str(other_key))))
+
+
+def tls_config_text(pki: Pki) -> str:
+    """The harness configuration as a file would hold it, serving TLS from `pki`'s files."""
+    text = CONFIG_TEMPLATE.format(
+        provider="sim",
+        base_url="http://127.0.0.1:9",
+        day_cap_usd=100,
+        fast_context_window=200_000,
+        requests_per_minute=10_000,
+    )
+    plain = "server: {max_attempts: 3, grace_s: 1}"
+    assert plain in text
+    tls = f"tls: {{cert_file: '{pki.cert_file}', key_file: '{pki.key_file}'}}"
+    return text.replace(plain, f"server: {{max_attempts: 3, grace_s: 1, {tls}}}")
+
+
+async def test_a_reload_rotates_the_certificate_for_new_connections(
+    pki: Pki, start: Start, tmp_path: Path
+) -> None:
+    path = tmp_path / "fareway.yaml"
+    path.write_text(tls_config_text(pki))
+    running = await start(parse_config(path.read_text()))
+    target = f"127.0.0.1:{running.port}"
+    reloader = Reloader(running.serving, str(path), ENV, "127.0.0.1", running.tls)
+
+    new_ca = trustme.CA()
+    renewed = new_ca.issue_cert("127.0.0.1", "localhost")
+    pki.cert_file.write_bytes(b"".join(pem.bytes() for pem in renewed.cert_chain_pems))
+    pki.key_file.write_bytes(renewed.private_key_pem.bytes())
+    assert await reloader.reload()
+
+    trusting_new = grpc.ssl_channel_credentials(new_ca.cert_pem.bytes())
+    assert "fast-1" in await list_models(target, trusting_new)
+    with pytest.raises(Unavailable):
+        await list_models(target, pki.channel_credentials())
+
+
+async def test_a_reload_with_a_broken_certificate_keeps_the_old_one(
+    pki: Pki, start: Start, tmp_path: Path
+) -> None:
+    path = tmp_path / "fareway.yaml"
+    path.write_text(tls_config_text(pki))
+    running = await start(parse_config(path.read_text()))
+    reloader = Reloader(running.serving, str(path), ENV, "127.0.0.1", running.tls)
+
+    pki.cert_file.write_bytes(b"not a certificate")
+    assert not await reloader.reload()
+
+    assert "fast-1" in await list_models(f"127.0.0.1:{running.port}", pki.channel_credentials())
