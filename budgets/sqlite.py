@@ -303,8 +303,10 @@ class SqliteLedger:
         await self._write(job)
 
     async def ping(self) -> None:
-        """Open the file if it is not open yet and read from it."""
-        await self._read(lambda db: db.execute("SELECT 1 FROM tenants LIMIT 1").fetchall())
+        """Open the file if it is not open yet and take its write lock, releasing it at once:
+        a file that can be read but not written (read-only, or locked by another process past
+        the busy timeout) cannot take holds, so it does not count as answering."""
+        await self._write(lambda db: None)
 
     async def admit(self, tenant: str, rate: RateLimit) -> None:
         now = self._clock.now()
