@@ -292,3 +292,24 @@ async def test_old_runtimes_are_released_once_their_calls_end(
 def test_config_text_is_valid() -> None:
     for text in (config_text(), config_text(newco=True, steady=False, model="beta")):
         parse_config(text)
+
+
+async def test_stop_after_a_reload_drains_the_old_runtime_s_stream_and_settles_it(
+    serve: HarnessFactory, tmp_path: Path
+) -> None:
+    harness, clock, path = await start(serve, tmp_path)
+    stream = harness.router.Generate(user_request("hello"), metadata=metadata(ACME_KEY))
+    await stream.read()
+    path.write_text(config_text(model="beta"))
+    assert await reloader(harness, path).reload()
+
+    stopping = asyncio.create_task(harness.running.stop(grace_s=30))
+    clock.gate.set()
+    events = await read_to_end(stream)
+    await stopping
+
+    assert events[-1].WhichOneof("event") == "done"
+    state = await harness.ledger.state("acme")
+    assert state.limits[0].reserved_micros == 0
+    assert state.limits[0].spent_micros == events[-1].done.total.cost_micros
+    assert harness.running.serving.retired == 0
