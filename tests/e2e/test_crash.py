@@ -1,8 +1,12 @@
 """A server killed with SIGKILL mid-stream (F18, F19): every charge settled before the kill is
-still there afterwards, and the holds of the streams it was serving do not block the tenant
-for long. With SQLite the next server on the file releases them when it opens it (their owner
-is gone); with Redis, shared by replicas that cannot see each other's processes, they expire
-after the hold time-to-live."""
+still there afterwards, the text its streams had already sent is billed (each stream
+checkpointed its usage into its hold), and their holds do not block the tenant for long. With
+SQLite the next server on the file settles them at their last checkpoint when it opens it
+(their owner is gone); with Redis, shared by replicas that cannot see each other's processes,
+they are settled at their last checkpoint when their time-to-live runs out.
+
+Before checkpoints, a killed stream's hold was released: what it had streamed was never
+billed, and the tenant was charged only for the requests that had finished."""
 
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ from fareway.budgets.redis import RedisLedger
 from fareway.budgets.windows import Window as LedgerWindow
 from fareway.client import AsyncClient, Budget, Decision, StreamEvent, TextDelta, Window
 from fareway.core.clock import SystemClock
+from fareway.routing.tokens import estimate_prompt_tokens
 from tests.e2e.servers import (
+    PRICE,
     TENANT,
     Fleet,
     Server,
@@ -41,8 +47,9 @@ COMPLETED = 3  # requests that finish, and are settled, before the kill
 COMPLETED_MAX_TOKENS = 4
 STREAMS = 4  # requests in flight at the kill
 STREAM_MAX_TOKENS = 200
-DELTAS_BEFORE_KILL = 2
-HOLD_TTL_S = 2  # Redis: how long the killed server's holds outlive it
+DELTAS_BEFORE_KILL = 12  # about 0.6 s of each stream: several checkpoints
+CHECKPOINT_INTERVAL_S = 0.1
+HOLD_TTL_S = 2  # Redis: how long the killed server's holds outlive their last checkpoint
 WITHIN_S = 30  # bound of every wait; the waits usually end far sooner
 
 
@@ -59,7 +66,11 @@ async def test_sqlite_ledger_after_kill_9_keeps_charges_and_releases_holds(
 ) -> None:
     config = write_config(
         tmp_path / "sqlite.yaml",
-        ledger={"type": "sqlite", "path": str(tmp_path / "ledger.db")},
+        ledger={
+            "type": "sqlite",
+            "path": str(tmp_path / "ledger.db"),
+            "checkpoint_interval_s": CHECKPOINT_INTERVAL_S,
+        },
         caps_micros={Window.TOTAL: CAP},
         sim=SLOW,
     )
@@ -70,10 +81,9 @@ async def test_sqlite_ledger_after_kill_9_keeps_charges_and_releases_holds(
     [second] = await fleet.start(config)
     async with second.client() as client:
         after = limit(await client.get_budget(), Window.TOTAL)
-    print(f"\nsqlite: settled {before.settled_micros}, held {before.held_micros} at the kill")
-    assert after.reserved_micros == 0, "the killed server's holds were released on open"
-    # Every charge settled before the kill, and none for the streams that never settled.
-    assert after.spent_micros == before.settled_micros
+    report("sqlite", before, after.spent_micros)
+    assert after.reserved_micros == 0, "the killed server's holds were settled on open"
+    assert_streamed_text_billed(before, after.spent_micros)
 
 
 @pytest.mark.redis
@@ -87,6 +97,7 @@ async def test_redis_ledger_after_kill_9_keeps_charges_and_holds_expire(
             "url": redis_url,
             "prefix": redis_prefix,
             "hold_ttl_s": HOLD_TTL_S,
+            "checkpoint_interval_s": CHECKPOINT_INTERVAL_S,
         },
         caps_micros={Window.TOTAL: CAP},
         sim=SLOW,
@@ -100,7 +111,7 @@ async def test_redis_ledger_after_kill_9_keeps_charges_and_holds_expire(
     finally:
         await ledger.aclose()
 
-    # Nothing released them: the dead server's holds still count until their TTL passes.
+    # Nothing settled them yet: the dead server's holds still count until their TTL passes.
     # (Read a fraction of a second after the holds were taken: well inside HOLD_TTL_S.)
     assert at_kill == (before.settled_micros, before.held_micros)
 
@@ -112,8 +123,25 @@ async def test_redis_ledger_after_kill_9_keeps_charges_and_holds_expire(
             WITHIN_S,
             "the killed server's holds expired",
         )
-    print(f"\nredis: settled {before.settled_micros}, held {before.held_micros} at the kill")
-    assert limit(after, Window.TOTAL).spent_micros == before.settled_micros
+    report("redis", before, limit(after, Window.TOTAL).spent_micros)
+    assert_streamed_text_billed(before, limit(after, Window.TOTAL).spent_micros)
+
+
+def assert_streamed_text_billed(before: BeforeKill, spent_after: int) -> None:
+    """Every charge settled before the kill, plus, for each stream in flight, at least its
+    prompt and one token of its answer (what its checkpoints recorded, at the least); never
+    more than the streams had reserved."""
+    at_least = STREAMS * PRICE.cost_micros(estimate_prompt_tokens("", [PROMPT]), 1)
+    assert spent_after - before.settled_micros >= at_least
+    assert spent_after - before.settled_micros <= before.held_micros
+
+
+def report(ledger: str, before: BeforeKill, spent_after: int) -> None:
+    print(
+        f"\n{ledger}: settled {before.settled_micros}, held {before.held_micros} at the kill;"
+        f" billed {spent_after} after it ({spent_after - before.settled_micros} for the"
+        " streams cut short)"
+    )
 
 
 async def serve_then_kill(server: Server) -> BeforeKill:
