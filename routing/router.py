@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fareway.core.errors import FarewayError, FieldViolation, InvalidRequest, NoModelFits
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import Candidate, Decision, estimate_cost_micros
-from fareway.routing.features import Features, extract_features
+from fareway.routing.features import Features, extract_features, is_large
 from fareway.routing.latency import LatencyStats
 from fareway.routing.request import Hints, RouteRequest
 from fareway.routing.strategy import Ranking, Scored, Strategy, unknown
@@ -84,7 +85,11 @@ class Router:
         problems = self.violations(request.hints, request.max_tokens, policy)
         if problems:
             raise InvalidRequest(problems)
+        if is_large(request):
+            await asyncio.sleep(0)  # let other callers in before the next pass over the text
         features = extract_features(request)
+        if is_large(request):
+            await asyncio.sleep(0)
         screening = self._screen(request, features, policy)
         hints = request.hints
         if hints.model:

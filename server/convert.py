@@ -55,9 +55,11 @@ def decode_request(
                 FieldViolation(f"messages[{i}].role", "must be ROLE_USER or ROLE_ASSISTANT")
             )
             continue
-        if not turn.content.strip():
+        content = turn.content  # each read makes a new str: once, since it may be megabytes
+        # isspace stops at the first other character; strip would copy the whole content.
+        if not content or content.isspace():
             violations.append(FieldViolation(f"messages[{i}].content", "must not be empty"))
-        turns.append(ChatMessage(role, turn.content))
+        turns.append(ChatMessage(role, content))
     if message.messages and message.messages[-1].role != router_pb2.ROLE_USER:
         violations.append(FieldViolation("messages", "must end with a ROLE_USER turn"))
     if message.max_tokens == 0:

@@ -23,7 +23,8 @@ from fareway.routing.strategy import (
 
 class Condition(BaseModel):
     """Every set field must hold for the condition to match; an empty condition always does.
-    Keywords match case-insensitively as substrings of the last user turn."""
+    Keywords match case-insensitively as substrings of the last user turn (of its first and
+    last 4,096 characters when it is longer; see `routing.features`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -44,14 +45,15 @@ class Condition(BaseModel):
             if hit is None:
                 return None
             reasons.append(f"keyword '{hit}'")
+        words = f"{'~' if features.word_count_estimated else ''}{features.word_count} words"
         if self.min_words is not None:
             if features.word_count < self.min_words:
                 return None
-            reasons.append(f"{features.word_count} words (at least {self.min_words})")
+            reasons.append(f"{words} (at least {self.min_words})")
         if self.max_words is not None:
             if features.word_count > self.max_words:
                 return None
-            reasons.append(f"{features.word_count} words (at most {self.max_words})")
+            reasons.append(f"{words} (at most {self.max_words})")
         if self.min_tokens is not None:
             if features.prompt_tokens < self.min_tokens:
                 return None
