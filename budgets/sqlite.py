@@ -481,6 +481,8 @@ def cannot_open(path: str, error: sqlite3.Error) -> str:
     """Why `path` cannot be opened, naming the file, for logs and start-up errors."""
     full = os.path.abspath(path)
     folder = os.path.dirname(full)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        return f"cannot open {full}: {folder} is not a folder"
     if not os.path.isdir(folder):
         return f"cannot open {full}: folder {folder} does not exist"
     if not os.access(folder, os.W_OK) or (os.path.exists(full) and not os.access(full, os.W_OK)):
