@@ -16,7 +16,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 V1_PACKAGE = "grpc.reflection.v1"
-V1_FILE = "grpc/reflection/v1/reflection.proto"
+# Named as grpcio-reflection names its v1alpha file, with the version changed.
+V1_FILE = reflection_pb2.DESCRIPTOR.name.replace("v1alpha", "v1")
 V1_SERVICE_NAME = f"{V1_PACKAGE}.ServerReflection"
 V1ALPHA_SERVICE_NAME: str = reflection.SERVICE_NAME
 
