@@ -65,12 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _explain(error: Exception) -> tuple[int, str]:
     """The exit status and message for an error that ends the command."""
-    from fareway.config.loader import ConfigError
-
-    if isinstance(error, ConfigError):
-        return EXIT_USAGE, str(error)
     if isinstance(error, StartupError):
-        return 1, str(error)
+        from fareway.config.loader import ConfigError  # only `serve` raises these; it has it
+
+        return EXIT_USAGE if isinstance(error, ConfigError) else 1, str(error)
     if isinstance(error, FarewayError):
         return 1, f"{error.code.name}: {_one_line(error.message)}"
     if isinstance(error, grpc.RpcError):  # `health` calls grpc directly
