@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fareway.core.clock import Clock
+from fareway.core.errors import StartupError
 from fareway.providers.anthropic import AnthropicProvider
 from fareway.providers.base import Provider
 from fareway.providers.openai import MaxTokensField, OpenAIProvider
@@ -42,7 +43,10 @@ class AnthropicConfig(BaseModel):
         if key:
             return AnthropicProvider(key, self.base_url, self.timeout_s, name)
         if not self.simulate_without_key:
-            raise ValueError(f"provider '{name}' needs an API key in ${self.api_key_env}")
+            raise StartupError(
+                f"providers.{name}: needs an API key in ${self.api_key_env}, which is not set "
+                "(or set simulate_without_key: true)"
+            )
         return _simulated(name, self.api_key_env, clock, profiles)
 
 
