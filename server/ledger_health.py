@@ -61,6 +61,7 @@ class LedgerHealth:
         self._servicer: health.aio.HealthServicer | None = None
         self._services: tuple[str, ...] = ()
         self._down = False
+        self._publishing = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
         self._settles: set[asyncio.Task[None]] = set()
         self._settled_late = 0  # settles landed in the background in the current burst
@@ -79,7 +80,7 @@ class LedgerHealth:
         """Set these services' health to follow the ledger from now on (and now)."""
         self._servicer, self._services = servicer, tuple(services)
         if self._down:
-            await self._publish(NOT_SERVING)
+            await self._publish()
 
     # --- the Ledger protocol --------------------------------------------------------------
 
@@ -149,11 +150,18 @@ class LedgerHealth:
             "budget ledger unavailable, refusing calls that need it until it answers: %s",
             error.detail or error,
         )
-        await self._publish(NOT_SERVING)
-        self._watcher = asyncio.create_task(self._watch())
+        # The watcher publishes both changes, in order, whatever happens to this call (it may
+        # be cancelled); the failed call returns once the health check says NOT_SERVING.
+        reported = asyncio.Event()
+        self._watcher = asyncio.create_task(self._watch(reported))
+        await reported.wait()
 
-    async def _watch(self) -> None:
-        """Poll `ping` until the ledger answers, then report it up."""
+    async def _watch(self, reported: asyncio.Event) -> None:
+        """Report the ledger down, poll `ping` until it answers, then report it up."""
+        try:
+            await self._publish()
+        finally:
+            reported.set()
         while True:
             await self._clock.sleep(self._poll_interval_s)
             try:
@@ -164,12 +172,16 @@ class LedgerHealth:
         self._down = False
         self._watcher = None
         log.warning("budget ledger reachable again: serving")
-        await self._publish(SERVING)
+        await self._publish()
 
-    async def _publish(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
-        if self._servicer is not None:
-            for name in self._services:
-                await self._servicer.set(name, status)
+    async def _publish(self) -> None:
+        """Set every service's health to the ledger's state as it is when the lock is taken:
+        publishes that interleave (down, up, down again) still end on the latest state."""
+        async with self._publishing:
+            status = NOT_SERVING if self._down else SERVING
+            if self._servicer is not None:
+                for name in self._services:
+                    await self._servicer.set(name, status)
 
     # --- settles that must land -----------------------------------------------------------
 
