@@ -16,11 +16,16 @@ touches two tenants).
                                configured, "[]" for a tenant configured without caps),
                                `latency_target_ms`, `latency_met`, `latency_total`. Never
                                expires.
-    P:{T}:holds                hash: hold id -> "<amount>:<expires at, epoch ms>:<used>:<tokens>"
-                               (`used` and `tokens` from the last checkpoint). An expired entry
-                               is settled at `used`/`tokens` by the next HOLD or STATE of the
-                               tenant. The key expires SPEND_GRACE after the last hold written
-                               to it would have, so a crashed replica's checkpoints wait that
+    P:{T}:holds                hash: hold id -> "<amount micros>:<expires at, epoch ms>". An
+                               expired entry is settled at its usage (below) by the next HOLD
+                               or STATE of the tenant, or its own CHECKPOINT.
+    P:{T}:usage                hash: hold id -> "<used micros>:<tokens>", the hold's last
+                               checkpoint. Kept apart from `holds` so that the hold format stays
+                               the one every fareway version reads: replicas can be upgraded
+                               one at a time (an older one releases an expired hold without
+                               charging its usage, as it always did). `holds` and `usage`
+                               expire SPEND_GRACE after the last hold or checkpoint written to
+                               them would have, so a crashed replica's checkpoints wait that
                                long for someone to charge them.
     P:{T}:spend:<window key>   integer micro-USD, e.g. `P:{acme}:spend:day:2026-01-15`,
                                `...:spend:month:2026-01`, `...:spend:total`. Day and month keys
@@ -33,18 +38,18 @@ touches two tenants).
                                `P:{acme}:minute:2026-01-15T12:00`. Expires a minute after it ends.
 
 Scripts (each registered once; EVALSHA, reloaded by redis-py when a restarted server lost it).
-All but CONFIGURE take the same keys (tenant hash, holds, minute, one spend key per window) and
-the same leading arguments (CONTEXT below):
+All but CONFIGURE take the same keys (tenant hash, holds, usage, minute, one spend key per
+window) and the same leading arguments (CONTEXT below):
 
     CONFIGURE  set `limits` (and the latency target unless empty); with only_if_new, do nothing
                when `limits` already exists.
     HOLD       settle expired holds at their checkpoints; nothing if this hold was settled; for
                each configured limit check amount <= cap - spent - live holds other than this
-               one; then set the hold, keeping its recorded usage. Refusal changes nothing else.
+               one; then set the hold (its usage, if any, is kept). Refusal changes nothing else.
     SETTLE     charge the actual cost (less what an expiry already charged at the checkpoint)
                unless the marker says settled; release the hold; add tokens to the minute.
-    CHECKPOINT record used/tokens in a live hold and push its expiry a full time-to-live ahead;
-               an expired one is settled at its previous checkpoint instead.
+    CHECKPOINT record a live hold's usage and push its expiry a full time-to-live ahead; an
+               expired one is settled at its previous checkpoint instead.
     ADMIT      refuse when the minute's requests or tokens reached their limit; else count one.
     STATE      settle expired holds, then read the tenant hash, live holds and spend.
 
@@ -123,33 +128,49 @@ CONNECTION_WAIT_S = 20.0
 CONNECT_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 5.0
 
-# Shared by every script but CONFIGURE. KEYS: tenant hash, holds, minute, then one spend key
-# per window. ARGV: 1 now ms, 2 settled-marker prefix, 3 marker ttl ms, 4 minute ttl ms,
-# 5 hold ttl ms, 6 holds key ttl ms, 7 seed limits JSON ('' = not seeded), 8 seed latency
-# target, 9-11 the script's own arguments, then (window name, spend key ttl ms, 0 = never)
-# per spend key. Amounts travel as strings and are written back as such: Lua would print a
-# large number in exponent form.
+# Shared by every script but CONFIGURE. KEYS: tenant hash, holds, usage, minute, then one
+# spend key per window. ARGV: 1 now ms, 2 settled-marker prefix, 3 marker ttl ms, 4 minute
+# ttl ms, 5 hold ttl ms, 6 holds key ttl ms, 7 seed limits JSON ('' = not seeded), 8 seed
+# latency target, 9-11 the script's own arguments, then (window name, spend key ttl ms,
+# 0 = never) per spend key. Amounts travel as strings and are written back as such: Lua would
+# print a large number in exponent form.
 CONTEXT = """
 local now = tonumber(ARGV[1])
 local spend = {}
 local spend_ttl = {}
-for i = 4, #KEYS do
-  local j = 12 + (i - 4) * 2
+for i = 5, #KEYS do
+  local j = 12 + (i - 5) * 2
   spend[ARGV[j]] = KEYS[i]
   spend_ttl[KEYS[i]] = tonumber(ARGV[j + 1])
 end
 
 local function int(x) return string.format('%d', x) end
 
--- "<amount>:<expires at>[:<used>:<tokens>]" (holds written before checkpoints have two fields)
-local function fields(value)
-  local f = {}
-  for part in string.gmatch(value, '[^:]+') do f[#f + 1] = part end
-  return f[1], tonumber(f[2]), f[3] or '0', f[4] or '0'
+-- A hold is "<amount>:<expires at>", the format every fareway version reads.
+local function hold_fields(value)
+  local sep = string.find(value, ':', 1, true)
+  return string.sub(value, 1, sep - 1), tonumber(string.sub(value, sep + 1))
 end
 
-local function hold_value(amount, used, tokens)
-  return amount .. ':' .. int(now + tonumber(ARGV[5])) .. ':' .. used .. ':' .. tokens
+local function hold_value(amount)
+  return amount .. ':' .. int(now + tonumber(ARGV[5]))
+end
+
+-- "<used>:<tokens>" as the last checkpoint recorded it, or nothing.
+local function split_usage(value)
+  local sep = string.find(value, ':', 1, true)
+  return string.sub(value, 1, sep - 1), string.sub(value, sep + 1)
+end
+
+local function usage_of(id)
+  local value = redis.call('HGET', KEYS[3], id)
+  if not value then return '0', '0' end
+  return split_usage(value)
+end
+
+local function keep_alive()
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
 end
 
 local function charge(micros, tokens)
@@ -159,12 +180,14 @@ local function charge(micros, tokens)
       if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
     end
   end
-  redis.call('HINCRBY', KEYS[3], 'tokens', tokens)
-  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('HINCRBY', KEYS[4], 'tokens', tokens)
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
 end
 
-local function settle_at_checkpoint(id, used, tokens)
+local function settle_at_checkpoint(id)
+  local used, tokens = usage_of(id)
   redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
   redis.call('SET', ARGV[2] .. id, 'p:' .. used .. ':' .. tokens, 'NX', 'PX', ARGV[3])
   charge(used, tokens)
 end
@@ -174,9 +197,9 @@ local function settle_expired(except_id)
   local reserved = 0
   local flat = redis.call('HGETALL', KEYS[2])
   for i = 1, #flat, 2 do
-    local amount, expires, used, tokens = fields(flat[i + 1])
+    local amount, expires = hold_fields(flat[i + 1])
     if expires <= now then
-      settle_at_checkpoint(flat[i], used, tokens)
+      settle_at_checkpoint(flat[i])
     elseif flat[i] ~= except_id then
       reserved = reserved + tonumber(amount)
     end
@@ -207,6 +230,7 @@ HOLD = (
     + """
 -- ARGV[9] hold id, ARGV[10] amount.  Returns {0, reseeded} held, {1, reseeded} already
 -- settled (nothing held), {2, reseeded, limit index, spent, reserved, limits JSON} refused.
+-- A re-hold (a fallback) keeps the hold's usage: what the call used is still owed.
 local reseeded = ensure_seeded()
 local reserved = settle_expired(ARGV[9])
 if redis.call('EXISTS', ARGV[2] .. ARGV[9]) == 1 then return {1, reseeded} end
@@ -220,14 +244,8 @@ if raw then
     end
   end
 end
-local used, tokens = '0', '0'
-local old = redis.call('HGET', KEYS[2], ARGV[9])
-if old then
-  local _a, _e, u, t = fields(old)  -- a fallback re-targets the hold: the usage is still owed
-  used, tokens = u, t
-end
-redis.call('HSET', KEYS[2], ARGV[9], hold_value(ARGV[10], used, tokens))
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('HSET', KEYS[2], ARGV[9], hold_value(ARGV[10]))
+keep_alive()
 return {0, reseeded}
 """
 )
@@ -241,12 +259,13 @@ local micros, tokens = ARGV[10], ARGV[11]
 local previous = redis.call('GET', marker)
 if previous then
   if string.sub(previous, 1, 2) ~= 'p:' then return 0 end
-  local _a, _e, used, counted = fields('0:0:' .. string.sub(previous, 3))
+  local used, counted = split_usage(string.sub(previous, 3))
   micros = int(math.max(0, tonumber(micros) - tonumber(used)))
   tokens = int(math.max(0, tonumber(tokens) - tonumber(counted)))
 end
 redis.call('SET', marker, '1', 'PX', ARGV[3])
 redis.call('HDEL', KEYS[2], ARGV[9])
+redis.call('HDEL', KEYS[3], ARGV[9])
 charge(micros, tokens)
 return 1
 """
@@ -259,13 +278,14 @@ CHECKPOINT = (
 -- Only this hold is looked at: checkpoints come every second from every stream.
 local old = redis.call('HGET', KEYS[2], ARGV[9])
 if not old then return 0 end
-local amount, expires, used, tokens = fields(old)
+local amount, expires = hold_fields(old)
 if expires <= now then
-  settle_at_checkpoint(ARGV[9], used, tokens)
+  settle_at_checkpoint(ARGV[9])
   return 0
 end
-redis.call('HSET', KEYS[2], ARGV[9], hold_value(amount, ARGV[10], ARGV[11]))
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('HSET', KEYS[2], ARGV[9], hold_value(amount))
+redis.call('HSET', KEYS[3], ARGV[9], ARGV[10] .. ':' .. ARGV[11])
+keep_alive()
 return 1
 """
 )
@@ -276,7 +296,7 @@ ADMIT = (
 -- ARGV[9] requests limit, ARGV[10] tokens limit (-1 = none).
 -- Returns {admitted 1/0, requests before, tokens before, reseeded}.
 local reseeded = ensure_seeded()
-local counts = redis.call('HMGET', KEYS[3], 'requests', 'tokens')
+local counts = redis.call('HMGET', KEYS[4], 'requests', 'tokens')
 local requests = tonumber(counts[1]) or 0
 local tokens = tonumber(counts[2]) or 0
 local rpm = tonumber(ARGV[9])
@@ -284,8 +304,8 @@ local tpm = tonumber(ARGV[10])
 if (rpm >= 0 and requests >= rpm) or (tpm >= 0 and tokens >= tpm) then
   return {0, requests, tokens, reseeded}
 end
-redis.call('HINCRBY', KEYS[3], 'requests', 1)
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
+redis.call('HINCRBY', KEYS[4], 'requests', 1)
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
 return {1, requests, tokens, reseeded}
 """
 )
@@ -301,7 +321,7 @@ local t = redis.call('HMGET', KEYS[1], 'limits', 'latency_target_ms', 'latency_m
   'latency_total')
 local reply = {reseeded, t[1], tonumber(t[2]) or 0, tonumber(t[3]) or 0, tonumber(t[4]) or 0,
   reserved}
-for i = 4, #KEYS do reply[#reply + 1] = tonumber(redis.call('GET', KEYS[i]) or '0') end
+for i = 5, #KEYS do reply[#reply + 1] = tonumber(redis.call('GET', KEYS[i]) or '0') end
 return reply
 """
 )
@@ -327,6 +347,10 @@ class TenantKeys:
     @property
     def holds(self) -> str:
         return f"{self.base}:holds"
+
+    @property
+    def usage(self) -> str:
+        return f"{self.base}:usage"
 
     def spend(self, window_key: str) -> str:
         return f"{self.base}:spend:{window_key}"
@@ -472,6 +496,7 @@ class RedisLedger:
             [
                 keys.tenant_hash,
                 keys.holds,
+                keys.usage,
                 keys.minute(now),
                 *(keys.spend(k) for k in windows.values()),
             ],

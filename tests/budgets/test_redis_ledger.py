@@ -33,6 +33,7 @@ async def test_keys_follow_the_documented_layout(client: Redis, redis_prefix: st
     await ledger.configure(TENANT, [Limit(Window.DAY, 1_000)])
     await ledger.hold(TENANT, "h1", 500)
     await ledger.hold(TENANT, "h2", 100)
+    await ledger.checkpoint(TENANT, "h2", 40, 4)
     await ledger.settle(TENANT, "h1", 120, tokens=7)
     await ledger.admit(TENANT, RateLimit())
 
@@ -40,6 +41,7 @@ async def test_keys_follow_the_documented_layout(client: Redis, redis_prefix: st
     lifetimes: dict[str, timedelta | None] = {  # None: never expires
         "tenant": None,
         "holds": timedelta(seconds=TTL_S, days=2),
+        "usage": timedelta(seconds=TTL_S, days=2),
         "spend:day:2026-01-15": DAY_END - START + timedelta(days=2),
         "spend:month:2026-01": MONTH_END - START + timedelta(days=2),
         "spend:total": None,
@@ -56,7 +58,8 @@ async def test_keys_follow_the_documented_layout(client: Redis, redis_prefix: st
             assert ttl_ms == -1, key
         else:  # relative to the injected clock, so exact but for the test's own run time
             assert ttl_ms == pytest.approx(lifetime.total_seconds() * 1000, abs=5_000), key
-    assert await client.hgetall(f"{base}:holds") == {"h2": f"100:{epoch_ms(START) + 60_000}:0:0"}
+    assert await client.hgetall(f"{base}:holds") == {"h2": f"100:{epoch_ms(START) + 60_000}"}
+    assert await client.hgetall(f"{base}:usage") == {"h2": "40:4"}
     assert await client.hgetall(f"{base}:minute:2026-01-15T15:00") == {
         "requests": "1",
         "tokens": "7",
