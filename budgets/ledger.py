@@ -14,6 +14,7 @@ from the client, so a client reusing a request id cannot make a charge vanish.
 While a call streams, `checkpoint` records what it has used so far and pushes the hold's
 expiry forward: a hold whose process dies (or whose time-to-live runs out) is settled at its
 last checkpoint instead of being released, so a crash loses at most one checkpoint of charges.
+Such a charge lands in the windows current when the ledger notices the expiry.
 
 Configured budgets reach the ledger through `seed`; a backend that can lose its state (a
 Redis restarted empty) re-applies them by itself before it answers for a seeded tenant, so a
@@ -130,7 +131,8 @@ class Ledger(Protocol):
 
     async def settle(self, tenant: str, hold_id: str, actual_micros: int, tokens: int = 0) -> None:
         """Charge `actual_micros` to every window, add `tokens` to this minute's token count,
-        and release the hold. A second call with the same id does nothing."""
+        and release the hold. A second call with the same id does nothing; a settle of a hold
+        that expired (and was settled at its last checkpoint then) charges only the rest."""
         ...
 
     async def checkpoint(self, tenant: str, hold_id: str, used_micros: int, tokens: int) -> None:
