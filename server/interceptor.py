@@ -92,6 +92,9 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """`deserializer`, except that it returns an Undecodable instead of raising, and
         refuses a body over the size limit before parsing it."""
         limit = self._max_request_bytes
+        # The generated deserializers are `<Message>.FromString`: name the message they expect.
+        descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+        expected = getattr(descriptor, "full_name", "serialized request message")
 
         def deserialize(raw: bytes) -> Any:
             if limit is not None and len(raw) > limit:
@@ -104,10 +107,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             try:
                 return deserializer(raw)
             except ProtobufError as error:
-                return Undecodable(
-                    "does not decode as this method's request message (a serialized protobuf)",
-                    cause=str(error),
-                )
+                return Undecodable(f"does not decode as a {expected}", cause=str(error))
 
         return deserialize
 
