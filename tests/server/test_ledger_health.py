@@ -208,6 +208,10 @@ async def test_grpc_calls_are_unavailable_and_health_follows_the_ledger(
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     message = caught.value.details() or ""
     assert message == "the budget ledger is unavailable; retry shortly"
+    stream = harness.router.Generate(user_request("classify this: x"), metadata=key)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stream.read()  # the first event already fails: nothing streams without a hold
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     for name in NAMES:
         reply = await health_stub.Check(health_pb2.HealthCheckRequest(service=name))
         assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING, name
