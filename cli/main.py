@@ -261,7 +261,7 @@ def _route(args: argparse.Namespace) -> int:
     print(f"why:       {d.reason}")
     print(f"estimate:  ${d.estimated_cost_micros / 1e6:.6f} at most")
     if d.budget_remaining_micros is not None:
-        print(f"budget:    ${d.budget_remaining_micros / 1e6:.2f} left")
+        print(f"budget:    ${budget.usd(d.budget_remaining_micros)} left")
     print("candidates:")
     for c in d.candidates:
         verdict = f"excluded: {c.excluded_reason}" if c.excluded_reason else f"score {c.score:.2f}"
