@@ -132,6 +132,26 @@ async def test_an_undecodable_body_is_invalid_argument_logged_in_one_line(
     assert len([r for r in caplog.records if "decode" in r.getMessage()]) == 1
 
 
+async def test_a_large_undecodable_body_is_refused_after_authentication(harness: Harness) -> None:
+    # Above the size the deserializer parses itself: the handler parses it after the key check.
+    junk = b"\x0a\xff\xff\xff\x7f" + b"\xfe" * (1024 * 1024)
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await raw_route(harness)(junk, metadata=AUTH, timeout=30)
+    with pytest.raises(grpc.aio.AioRpcError) as unknown_caller:
+        await raw_route(harness)(junk, metadata=(), timeout=30)
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "does not decode" in violations(refused.value)["body"]
+    assert unknown_caller.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_large_valid_body_is_served(harness: Harness) -> None:
+    decision = await harness.router.Route(user_request("analyze " * 40_000), metadata=AUTH)
+
+    assert decision.model == "powerful-1"
+
+
 @pytest.mark.parametrize("md", [(), metadata("not-a-key")])
 async def test_an_undecodable_body_without_a_valid_key_is_unauthenticated(
     harness: Harness, md: Any
