@@ -16,6 +16,8 @@ import math
 import os
 from decimal import Decimal, InvalidOperation, localcontext
 
+import grpc
+
 from fareway.budgets.pricing import usd_to_micros
 from fareway.client import DEFAULT_TARGET, Client
 
@@ -42,6 +44,31 @@ def add_connection_options(
         help=f"API key, sent as 'authorization: Bearer KEY' (env FAREWAY_API_KEY; default: "
         f"the public demo key {DEMO_KEY})",
     )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        default=os.environ.get("FAREWAY_CA_FILE") or None,
+        help="connect over TLS, trusting the CA certificates in this file (env FAREWAY_CA_FILE; "
+        "default: plaintext unless --tls)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect over TLS, trusting the system's CA certificates (default: plaintext)",
+    )
+    parser.add_argument(
+        "--cert-file",
+        metavar="PEM",
+        default=os.environ.get("FAREWAY_CERT_FILE") or None,
+        help="client certificate chain for mutual TLS, with --key-file (env FAREWAY_CERT_FILE; "
+        "default: none)",
+    )
+    parser.add_argument(
+        "--key-file",
+        metavar="PEM",
+        default=os.environ.get("FAREWAY_KEY_FILE") or None,
+        help="private key of --cert-file (env FAREWAY_KEY_FILE; default: none)",
+    )
     none = "none" if default_timeout_s is None else f"{default_timeout_s:g}"
     parser.add_argument(
         "--timeout",
@@ -54,7 +81,35 @@ def add_connection_options(
 
 def connect(args: argparse.Namespace) -> Client:
     """The client the connection flags describe."""
-    return Client(args.target, args.api_key, timeout_s=args.timeout)
+    return Client(args.target, args.api_key, timeout_s=args.timeout, credentials=credentials(args))
+
+
+def credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS credentials from --ca-file, --tls, --cert-file and --key-file; None for plaintext.
+    A file that cannot be read is a StartupError-like one-line failure (OSError names it)."""
+    if (args.cert_file is None) != (args.key_file is None):
+        raise CommandError("--cert-file and --key-file go together (mutual TLS needs both)")
+    if args.ca_file is None and not args.tls and args.cert_file is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        _read(args.ca_file, "--ca-file"),
+        _read(args.key_file, "--key-file"),
+        _read(args.cert_file, "--cert-file"),
+    )
+
+
+class CommandError(Exception):
+    """A command's flags cannot be acted on; the message says which and why."""
+
+
+def _read(path: str | None, flag: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as error:
+        raise CommandError(f"{flag} {path}: {error.strerror}") from error
 
 
 def positive_int(text: str) -> int:

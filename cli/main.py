@@ -22,6 +22,7 @@ from importlib import metadata
 import grpc
 
 from fareway.cli import arguments, budget, serve
+from fareway.cli.arguments import CommandError, credentials
 from fareway.client import (
     Decision,
     Done,
@@ -73,7 +74,7 @@ def _explain(error: Exception) -> tuple[int, str]:
         return 1, f"{error.code.name}: {_one_line(error.message)}"
     if isinstance(error, grpc.RpcError):  # `health` calls grpc directly
         return 1, f"{error.code().name}: {_one_line(error.details() or '')}"
-    if isinstance(error, budget.NothingToApply):
+    if isinstance(error, budget.NothingToApply | CommandError):
         return EXIT_USAGE, str(error)
     name = type(error).__name__
     return 1, f"{name}: {_one_line(str(error))} (run with --debug for the traceback)"
@@ -291,7 +292,11 @@ def _models(args: argparse.Namespace) -> int:
 def _health(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(args.target) as channel:
+    tls = credentials(args)
+    channel = (
+        grpc.insecure_channel(args.target) if tls is None else grpc.secure_channel(args.target, tls)
+    )
+    with channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(), timeout=args.timeout
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from fareway.cli.main import main
 from fareway.client import AsyncClient, Unavailable
 from fareway.config.loader import parse_config
 from fareway.config.schema import FarewayConfig, TlsSettings
@@ -224,3 +226,30 @@ async def test_a_reload_with_a_broken_certificate_keeps_the_old_one(
     assert not await reloader.reload()
 
     assert "fast-1" in await list_models(f"127.0.0.1:{running.port}", pki.channel_credentials())
+
+
+async def test_the_cli_talks_tls_and_mutual_tls(
+    pki: Pki, start: Start, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tls = TlsSettings(
+        cert_file=str(pki.cert_file), key_file=str(pki.key_file), client_ca_file=str(pki.ca_file)
+    )
+    running = await start(with_tls(tls))
+    client_cert, client_key = tmp_path / "client.pem", tmp_path / "client-key.pem"
+    client_cert.write_bytes(b"".join(pem.bytes() for pem in pki.client.cert_chain_pems))
+    client_key.write_bytes(pki.client.private_key_pem.bytes())
+    target = ["--target", f"127.0.0.1:{running.port}", "--ca-file", str(pki.ca_file)]
+    client_certificate = ["--cert-file", str(client_cert), "--key-file", str(client_key)]
+
+    # The CLI's client is blocking: run it off the loop that serves it.
+    assert await asyncio.to_thread(main, ["health", *target, *client_certificate]) == 0
+    assert "SERVING" in capsys.readouterr().out
+    models = ["models", *target, *client_certificate, "--api-key", TENANT_KEY]
+    assert await asyncio.to_thread(main, models) == 0
+    assert "fast-1" in capsys.readouterr().out
+
+    assert await asyncio.to_thread(main, ["health", *target]) == 1, "no client certificate"
+    assert "UNAVAILABLE" in capsys.readouterr().err
+    half = ["health", *target, "--cert-file", str(client_cert)]
+    assert await asyncio.to_thread(main, half) == 2
+    assert "--key-file" in capsys.readouterr().err
