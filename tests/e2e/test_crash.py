@@ -61,7 +61,7 @@ class BeforeKill:
     held_micros: int  # the reservations of the streams in flight
 
 
-async def test_sqlite_ledger_after_kill_9_keeps_charges_and_releases_holds(
+async def test_sqlite_ledger_after_kill_9_bills_the_streamed_text_and_settles_holds_on_open(
     fleet: Fleet, tmp_path: Path
 ) -> None:
     config = write_config(
@@ -87,7 +87,7 @@ async def test_sqlite_ledger_after_kill_9_keeps_charges_and_releases_holds(
 
 
 @pytest.mark.redis
-async def test_redis_ledger_after_kill_9_keeps_charges_and_holds_expire(
+async def test_redis_ledger_after_kill_9_bills_the_streamed_text_once_holds_expire(
     fleet: Fleet, tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
     config = write_config(
