@@ -3,8 +3,11 @@ tracked file mentions is a tracked file too. A reader who follows a citation fin
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
+import tokenize
+from collections.abc import Iterator
 from pathlib import Path
 
 THIS_FILE = Path(__file__).resolve()  # its own patterns and examples are not citations
@@ -26,6 +29,18 @@ def tracked_files() -> list[Path]:
     return [ROOT / name for name in listing.split("\0") if name]
 
 
+def prose(path: Path, text: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) of what a reader reads: a Python file's comments and strings (its
+    code says `self.md` without citing anything), every line of any other file."""
+    if path.suffix != ".py":
+        yield from enumerate(text.splitlines(), start=1)
+        return
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type in (tokenize.COMMENT, tokenize.STRING):
+            first = token.start[0]
+            yield from enumerate(token.string.splitlines(), start=first)
+
+
 def test_every_cited_document_is_in_the_repository() -> None:
     files = tracked_files()
     names = {path.name for path in files}
@@ -38,7 +53,7 @@ def test_every_cited_document_is_in_the_repository() -> None:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in prose(path, text):
             for cited in CITATION.findall(line):
                 if cited.startswith(EXTERNAL_PREFIXES):
                     continue
