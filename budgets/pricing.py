@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 MICROS_PER_USD = 1_000_000
 TOKENS_PER_MTOK = 1_000_000
@@ -31,7 +31,14 @@ class Price:
 
 def usd_to_micros(usd: Decimal | str) -> int:
     """An amount in USD as whole micro-USD; ValueError when it is finer than that."""
-    micros = Decimal(usd) * MICROS_PER_USD
+    amount = Decimal(usd)
+    if not amount.is_finite():
+        raise ValueError(f"{usd} USD is not an amount")
+    # Exact, whatever the number of digits: the default context's 28 would round
+    # 5.0000000000000000000000000000001 to a whole number of micro-USD and accept it.
+    with localcontext() as context:
+        context.prec = len(amount.as_tuple().digits) + 7
+        micros = amount * MICROS_PER_USD
     if micros != micros.to_integral_value():
         raise ValueError(f"{usd} USD has more precision than one micro-USD")
     return int(micros)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation
 
 import grpc
 
@@ -166,16 +166,12 @@ def usd_micros(text: str) -> int:
         )
     if amount > MAX_USD:
         raise argparse.ArgumentTypeError(f"{text} USD is too large: at most {MAX_USD}")
-    # Enough precision that multiplying by a million is exact: the default context's 28
-    # digits would round 5.00000000000000000000000000001 to a whole number of micro-USD.
-    with localcontext() as context:
-        context.prec = len(amount.as_tuple().digits) + 7
-        try:
-            return usd_to_micros(amount)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text} USD is finer than one micro-USD: give at most 6 decimals"
-            ) from None
+    try:
+        return usd_to_micros(amount)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text} USD is finer than one micro-USD: give at most 6 decimals"
+        ) from None
 
 
 def _int(text: str) -> int | None:

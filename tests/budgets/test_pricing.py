@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from fareway.budgets.pricing import Price
+from fareway.budgets.pricing import Price, usd_to_micros
 from fareway.config.loader import load_config
 
 
@@ -72,3 +72,14 @@ def test_default_haiku_request_costs_a_known_amount_in_usd() -> None:
 
     # 1,234 in and 567 out: 1,234 + 2,835 = 4,069 micro-USD, i.e. $0.004069.
     assert haiku.price.cost_micros(1_234, 567) == 4_069
+
+
+def test_usd_finer_than_a_micro_is_refused_however_many_digits_it_has() -> None:
+    # 32 significant digits: past the default decimal context, which would round it to 5 USD.
+    with pytest.raises(ValueError, match="precision"):
+        usd_to_micros("5.0000000000000000000000000000001")
+    assert usd_to_micros("123456789012345678901234567890.000001") == (
+        123456789012345678901234567890_000001
+    )
+    with pytest.raises(ValueError, match="not an amount"):
+        usd_to_micros("NaN")
