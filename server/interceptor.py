@@ -14,14 +14,22 @@ A large body (over LARGE_BODY_BYTES) is not parsed by the deserializer at all: t
 parses it after authentication (an unknown caller costs no parse) and in a turn of the event
 loop of its own, so that receiving, parsing and decoding a multi-megabyte request are separate
 steps between which other callers' small requests are served.
+
+Those steps still use the event loop, and callers that send large requests back to back could
+keep it busy all the time, so large requests take turns through one `FairShare`: one step at a
+time, and after a step that took t, the next starts t later. Large requests then use at most
+half of the event loop, whatever their number; small ones are served in the other half. The
+parse takes its turn here; the handler finds the same FairShare in `large_request` for its
+own steps (decoding and routing), and None for a small request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +53,31 @@ LIMIT_SETTING = "server.max_request_bytes"
 LARGE_BODY_BYTES = 256 * 1024
 
 Deserializer = Callable[[bytes], Any]
+
+
+class FairShare:
+    """Turns for CPU-heavy steps of large requests: one at a time, and at most half the time
+    (after a step that took t, the turn is held t longer), timed and held with the injected
+    clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Run the body as one step, in its turn."""
+        async with self._lock:
+            started = self._clock.monotonic()
+            try:
+                yield
+            finally:
+                await self._clock.sleep(max(0.0, self._clock.monotonic() - started))
+
+
+# In a handler whose request body was large (over LARGE_BODY_BYTES): the FairShare its steps
+# take turns through. None for other requests.
+large_request: ContextVar[FairShare | None] = ContextVar("fareway_large_request", default=None)
 
 
 @dataclass(frozen=True)
@@ -79,6 +112,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._clock = clock
         self._tracing = tracing
         self._max_request_bytes = max_request_bytes
+        self._fair_share = FairShare(clock)
 
     async def intercept_service(
         self,
@@ -174,9 +208,9 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """The handler's request: a large body parsed now, in a turn of the event loop of its
         own; a body that is too large or does not decode refused."""
         if isinstance(request, _Deferred):
-            await asyncio.sleep(0)  # the receive had its turn; the parse takes the next
-            request = request.parse(request.raw)
-            await asyncio.sleep(0)
+            large_request.set(self._fair_share)
+            async with self._fair_share.turn():  # waits for the lock: the receive had its turn
+                request = request.parse(request.raw)
         if not isinstance(request, Undecodable):
             return request
         # One line, no traceback: a bad body is the caller's mistake, not the server's.

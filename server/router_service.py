@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
+from contextlib import aclosing, nullcontext
 from dataclasses import replace
 from functools import partial
 
@@ -15,6 +15,7 @@ from fareway.server.auth import current_principal
 from fareway.server.budget_policy import apply_budget
 from fareway.server.convert import decode_request, encode_decision, encode_model, encode_usage
 from fareway.server.generation import Billed, Delta, FallbackTaken, Finished, Routed
+from fareway.server.interceptor import large_request
 from fareway.server.runtime import Runtime
 from fareway.server.status import abort
 from fareway.telemetry.tracing import trace_id_hex
@@ -112,14 +113,16 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         budget = await self._rt.ledger.state(principal.tenant)
         # The router's hint checks run with decoding, so one error lists every problem.
         check = partial(self._rt.router.violations, policy=policy)
-        routed = replace(
-            decode_request(request, principal.tenant, check),
-            budget_remaining_micros=budget.remaining_micros,
-            tenant_latency_target_ms=budget.latency_target_ms,
-        )
-        decision = apply_budget(
-            await self._rt.router.decide(routed, policy), budget, self._rt.catalog
-        )
+        # A large request decodes and routes in its turn (see server.interceptor.FairShare).
+        share = large_request.get()
+        async with share.turn() if share is not None else nullcontext():
+            routed = replace(
+                decode_request(request, principal.tenant, check),
+                budget_remaining_micros=budget.remaining_micros,
+                tenant_latency_target_ms=budget.latency_target_ms,
+            )
+            decided = await self._rt.router.decide(routed, policy)
+        decision = apply_budget(decided, budget, self._rt.catalog)
         model = decision.model
         self._rt.telemetry.metrics.record_decision(decision.strategy, model.id, model.tier)
         return decision
