@@ -123,6 +123,7 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)
     heavy_answers: int = 0
     heavy_errors: int = 0
+    loaded_seconds: float = 0.0  # how long the heavy callers ran
 
     def percentile(self, p: float) -> float:
         """The p-th percentile (0-100) of the small calls' latency, in milliseconds."""
@@ -303,10 +304,12 @@ async def measure(target: str, options: Options, loads: dict[str, Load]) -> list
         for name, load in loads.items():
             phase = phases[name]
             await load.start()
+            started = time.perf_counter()
             try:
                 await small_calls(target, options.key, options.calls, phase.latencies_ms)
             finally:
                 counts = await load.stop()
+            phase.loaded_seconds += time.perf_counter() - started
             phase.heavy_answers += counts.answers
             phase.heavy_errors += counts.errors
     return list(phases.values())
@@ -316,13 +319,14 @@ def table(phases: Sequence[Phase]) -> str:
     """The Markdown table of every phase."""
     idle = phases[0]
     rows = [
-        "| phase | small calls | p50 ms | p99 ms | p50 vs idle | p99 vs idle | heavy answers "
+        "| phase | small calls | p50 ms | p99 ms | p50 vs idle | p99 vs idle | heavy answers/s "
         "(errors) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for phase in phases:
         p50, p99 = phase.percentile(50), phase.percentile(99)
-        heavy = "-" if phase is idle else f"{phase.heavy_answers:,} ({phase.heavy_errors})"
+        rate = phase.heavy_answers / max(phase.loaded_seconds, 1e-9)
+        heavy = "-" if phase is idle else f"{rate:,.0f} ({phase.heavy_errors})"
         rows.append(
             f"| {phase.name} | {len(phase.latencies_ms):,} | {p50:.2f} | {p99:.2f} | "
             f"{p50 / idle.percentile(50):.2f} | {p99 / idle.percentile(99):.2f} | {heavy} |"
