@@ -30,7 +30,7 @@ async def test_steps_take_turns_and_each_turn_is_held_as_long_again() -> None:
 
     await asyncio.gather(large("a", 0.004), large("b", 0.002), small())
 
-    assert order.index("a runs") < order.index("small runs") < order.index("b runs")
+    assert order.index("small runs") < order.index("b runs"), "small work runs between turns"
     assert order.index("a done") < order.index("b runs"), "one step at a time"
     assert clock.monotonic() - started == pytest.approx(2 * (0.004 + 0.002)), "held as long again"
 
