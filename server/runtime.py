@@ -11,7 +11,7 @@ from fareway.budgets.redis import RedisLedger
 from fareway.budgets.sqlite import SqliteLedger
 from fareway.config.schema import FarewayConfig, LedgerSettings
 from fareway.core.clock import Clock
-from fareway.core.errors import LedgerUnavailable, PermissionDenied, StartupError
+from fareway.core.errors import LedgerUnavailable, PermissionDenied, StartupError, Unauthenticated
 from fareway.providers.base import Provider
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.latency import LatencyStats
@@ -42,13 +42,17 @@ class Runtime:
         """The routing policy of a tenant caller; admins do not generate."""
         if principal.is_admin:
             raise PermissionDenied("admin keys manage budgets; call this with a tenant key")
-        return self.policies[principal.tenant]
+        policy = self.policies.get(principal.tenant)
+        if policy is None:
+            # Authenticated just before a reload that removed the tenant: the key is gone now.
+            raise Unauthenticated("this API key's tenant is no longer configured")
+        return policy
 
     def visible_models(self, principal: Principal) -> list[ModelSpec]:
         """The catalog entries this caller may use."""
         if principal.is_admin:
             return list(self.catalog.models)
-        allowed = self.policies[principal.tenant].allowed_models
+        allowed = self.policy_for(principal).allowed_models
         return [m for m in self.catalog.models if allowed is None or m.id in allowed]
 
     async def aclose(self) -> None:

@@ -14,6 +14,8 @@ import pytest
 from fareway.budgets.windows import Window
 from fareway.config.loader import parse_config
 from fareway.core.clock import ManualClock
+from fareway.core.errors import Unauthenticated
+from fareway.server.auth import Principal
 from fareway.server.reload import Reloader
 from fareway.v1 import budget_pb2, router_pb2
 from tests.server.harness import Harness, HarnessFactory, metadata, user_request
@@ -313,3 +315,12 @@ async def test_stop_after_a_reload_drains_the_old_runtime_s_stream_and_settles_i
     assert state.limits[0].reserved_micros == 0
     assert state.limits[0].spent_micros == events[-1].done.total.cost_micros
     assert harness.running.serving.retired == 0
+
+
+async def test_a_caller_whose_tenant_a_reload_removed_is_unauthenticated(harness: Harness) -> None:
+    # A call authenticated just before the reload can reach the new runtime without its tenant.
+    runtime = harness.running.runtime
+    with pytest.raises(Unauthenticated, match="no longer configured"):
+        runtime.policy_for(Principal("removed-by-reload"))
+    with pytest.raises(Unauthenticated):
+        runtime.visible_models(Principal("removed-by-reload"))
