@@ -24,6 +24,16 @@ from fareway.client import DEFAULT_TARGET, Client
 DEMO_KEY = "fareway-demo-key"
 MAX_MICROS = 2**63 - 1  # the API carries micro-USD as int64
 MAX_USD = Decimal(MAX_MICROS).scaleb(-6)
+# (flag, environment variable, help) of the files that make a connection TLS or mutual TLS.
+TLS_FILE_OPTIONS = (
+    ("--ca-file", "FAREWAY_CA_FILE", "connect over TLS, trusting the CA certificates in this file"),
+    (
+        "--cert-file",
+        "FAREWAY_CERT_FILE",
+        "client certificate chain for mutual TLS, with --key-file",
+    ),
+    ("--key-file", "FAREWAY_KEY_FILE", "private key of --cert-file"),
+)
 
 
 def add_connection_options(
@@ -45,30 +55,17 @@ def add_connection_options(
         f"the public demo key {DEMO_KEY})",
     )
     parser.add_argument(
-        "--ca-file",
-        metavar="PEM",
-        default=os.environ.get("FAREWAY_CA_FILE") or None,
-        help="connect over TLS, trusting the CA certificates in this file (env FAREWAY_CA_FILE; "
-        "default: plaintext unless --tls)",
-    )
-    parser.add_argument(
         "--tls",
         action="store_true",
         help="connect over TLS, trusting the system's CA certificates (default: plaintext)",
     )
-    parser.add_argument(
-        "--cert-file",
-        metavar="PEM",
-        default=os.environ.get("FAREWAY_CERT_FILE") or None,
-        help="client certificate chain for mutual TLS, with --key-file (env FAREWAY_CERT_FILE; "
-        "default: none)",
-    )
-    parser.add_argument(
-        "--key-file",
-        metavar="PEM",
-        default=os.environ.get("FAREWAY_KEY_FILE") or None,
-        help="private key of --cert-file (env FAREWAY_KEY_FILE; default: none)",
-    )
+    for flag, variable, what in TLS_FILE_OPTIONS:
+        parser.add_argument(
+            flag,
+            metavar="PEM",
+            default=os.environ.get(variable) or None,
+            help=f"{what} (env {variable}; default: none)",
+        )
     none = "none" if default_timeout_s is None else f"{default_timeout_s:g}"
     parser.add_argument(
         "--timeout",

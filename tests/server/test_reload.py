@@ -113,6 +113,15 @@ async def read_to_end(stream: Any) -> list[router_pb2.GenerateEvent]:
     return events
 
 
+async def set_day_cap(harness: Harness, tenant: str, cap_micros: int) -> None:
+    """What an operator does with SetBudget between two reloads."""
+    override = budget_pb2.SetBudgetRequest(
+        tenant=tenant,
+        limits=[budget_pb2.BudgetLimit(window=budget_pb2.WINDOW_DAY, cap_micros=cap_micros)],
+    )
+    await harness.budgets.SetBudget(override, metadata=metadata(ADMIN_KEY))
+
+
 async def route(harness: Harness, key: str) -> str:
     decision = await harness.router.Route(user_request("hello"), metadata=metadata(key))
     model: str = decision.model
@@ -180,11 +189,7 @@ async def test_a_reload_changes_keys_and_budgets_the_operator_edited(
     serve: HarnessFactory, tmp_path: Path
 ) -> None:
     harness, _, path = await start(serve, tmp_path)
-    override = budget_pb2.SetBudgetRequest(
-        tenant="steady",
-        limits=[budget_pb2.BudgetLimit(window=budget_pb2.WINDOW_DAY, cap_micros=77_000_000)],
-    )
-    await harness.budgets.SetBudget(override, metadata=metadata(ADMIN_KEY))
+    await set_day_cap(harness, "steady", 77_000_000)
 
     path.write_text(config_text(acme_cap_usd=20, acme_target_ms=1500, newco=True))
     assert await reloader(harness, path).reload()
@@ -207,11 +212,7 @@ async def test_a_changed_latency_target_alone_keeps_the_caps_set_by_setbudget(
     serve: HarnessFactory, tmp_path: Path
 ) -> None:
     harness, _, path = await start(serve, tmp_path)
-    override = budget_pb2.SetBudgetRequest(
-        tenant="acme",
-        limits=[budget_pb2.BudgetLimit(window=budget_pb2.WINDOW_DAY, cap_micros=42_000_000)],
-    )
-    await harness.budgets.SetBudget(override, metadata=metadata(ADMIN_KEY))
+    await set_day_cap(harness, "acme", 42_000_000)
 
     path.write_text(config_text(acme_target_ms=2500))
     assert await reloader(harness, path).reload()
