@@ -46,6 +46,9 @@ OUTPUT_USD_PER_MTOK = 50
 PRICE = Price.from_usd_per_mtok(str(INPUT_USD_PER_MTOK), str(OUTPUT_USD_PER_MTOK))
 # Far above any max_tokens the tests use: sim answers run 75 % to 125 % of this.
 ANSWER_TOKENS = 4_000
+# Variables of the test run that must not reach the servers: the key would make the sim models
+# real, the URL would replace the configuration's own ledger url.
+INHERITED_BUT_NOT_PASSED = frozenset({"ANTHROPIC_API_KEY", "FAREWAY_REDIS_URL"})
 STARTUP_TIMEOUT_S = 60  # three interpreters importing grpc on two busy cores
 CALL_TIMEOUT_S = 60
 
@@ -179,7 +182,9 @@ class Fleet:
         return server
 
     def _environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+        # The written configuration names the ledger: FAREWAY_REDIS_URL (which CI sets for the
+        # in-process tests) would otherwise replace its url and point at another Redis.
+        env = {k: v for k, v in os.environ.items() if k not in INHERITED_BUT_NOT_PASSED}
         env.update({"E2E_TENANT_KEY": TENANT_KEY, **self.env})
         return env
 
