@@ -140,6 +140,18 @@ class Fallback(_message.Message):
     error: str
     def __init__(self, from_model: _Optional[str] = ..., to_model: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
+class Hedge(_message.Message):
+    __slots__ = ("from_model", "to_model", "after_ms", "winner")
+    FROM_MODEL_FIELD_NUMBER: _ClassVar[int]
+    TO_MODEL_FIELD_NUMBER: _ClassVar[int]
+    AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    WINNER_FIELD_NUMBER: _ClassVar[int]
+    from_model: str
+    to_model: str
+    after_ms: int
+    winner: str
+    def __init__(self, from_model: _Optional[str] = ..., to_model: _Optional[str] = ..., after_ms: _Optional[int] = ..., winner: _Optional[str] = ...) -> None: ...
+
 class Usage(_message.Message):
     __slots__ = ("model", "input_tokens", "output_tokens", "cost_micros")
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -153,33 +165,44 @@ class Usage(_message.Message):
     def __init__(self, model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_micros: _Optional[int] = ...) -> None: ...
 
 class Done(_message.Message):
-    __slots__ = ("stop_reason", "total", "ttft_ms")
+    __slots__ = ("stop_reason", "total", "ttft_ms", "signals")
+    class SignalsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     TTFT_MS_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
     stop_reason: str
     total: Usage
     ttft_ms: int
-    def __init__(self, stop_reason: _Optional[str] = ..., total: _Optional[_Union[Usage, _Mapping]] = ..., ttft_ms: _Optional[int] = ...) -> None: ...
+    signals: _containers.ScalarMap[str, float]
+    def __init__(self, stop_reason: _Optional[str] = ..., total: _Optional[_Union[Usage, _Mapping]] = ..., ttft_ms: _Optional[int] = ..., signals: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class GenerateEvent(_message.Message):
-    __slots__ = ("decision", "delta", "escalation", "fallback", "usage", "done")
+    __slots__ = ("decision", "delta", "escalation", "fallback", "usage", "done", "hedge")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     ESCALATION_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
+    HEDGE_FIELD_NUMBER: _ClassVar[int]
     decision: RouteDecision
     delta: TextDelta
     escalation: Escalation
     fallback: Fallback
     usage: Usage
     done: Done
-    def __init__(self, decision: _Optional[_Union[RouteDecision, _Mapping]] = ..., delta: _Optional[_Union[TextDelta, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., fallback: _Optional[_Union[Fallback, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ...) -> None: ...
+    hedge: Hedge
+    def __init__(self, decision: _Optional[_Union[RouteDecision, _Mapping]] = ..., delta: _Optional[_Union[TextDelta, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., fallback: _Optional[_Union[Fallback, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., hedge: _Optional[_Union[Hedge, _Mapping]] = ...) -> None: ...
 
 class CompleteResponse(_message.Message):
-    __slots__ = ("decision", "text", "stop_reason", "usage", "total", "ttft_ms", "escalations", "fallbacks")
+    __slots__ = ("decision", "text", "stop_reason", "usage", "total", "ttft_ms", "escalations", "fallbacks", "hedges")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +211,7 @@ class CompleteResponse(_message.Message):
     TTFT_MS_FIELD_NUMBER: _ClassVar[int]
     ESCALATIONS_FIELD_NUMBER: _ClassVar[int]
     FALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    HEDGES_FIELD_NUMBER: _ClassVar[int]
     decision: RouteDecision
     text: str
     stop_reason: str
@@ -196,7 +220,8 @@ class CompleteResponse(_message.Message):
     ttft_ms: int
     escalations: _containers.RepeatedCompositeFieldContainer[Escalation]
     fallbacks: _containers.RepeatedCompositeFieldContainer[Fallback]
-    def __init__(self, decision: _Optional[_Union[RouteDecision, _Mapping]] = ..., text: _Optional[str] = ..., stop_reason: _Optional[str] = ..., usage: _Optional[_Iterable[_Union[Usage, _Mapping]]] = ..., total: _Optional[_Union[Usage, _Mapping]] = ..., ttft_ms: _Optional[int] = ..., escalations: _Optional[_Iterable[_Union[Escalation, _Mapping]]] = ..., fallbacks: _Optional[_Iterable[_Union[Fallback, _Mapping]]] = ...) -> None: ...
+    hedges: _containers.RepeatedCompositeFieldContainer[Hedge]
+    def __init__(self, decision: _Optional[_Union[RouteDecision, _Mapping]] = ..., text: _Optional[str] = ..., stop_reason: _Optional[str] = ..., usage: _Optional[_Iterable[_Union[Usage, _Mapping]]] = ..., total: _Optional[_Union[Usage, _Mapping]] = ..., ttft_ms: _Optional[int] = ..., escalations: _Optional[_Iterable[_Union[Escalation, _Mapping]]] = ..., fallbacks: _Optional[_Iterable[_Union[Fallback, _Mapping]]] = ..., hedges: _Optional[_Iterable[_Union[Hedge, _Mapping]]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
