@@ -17,7 +17,8 @@ import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from opentelemetry.trace import Span
 
@@ -66,6 +67,31 @@ class FallbackTaken:
 
 
 @dataclass(frozen=True)
+class Escalated:
+    """A cascade found an answer not good enough and moved on to a stronger model."""
+
+    from_model: str
+    to_model: str
+    reason: str
+    confidence: float
+    """The confidence that was below the threshold."""
+    discard_previous: bool
+    """True when the text already sent belongs to the abandoned answer."""
+
+
+@dataclass(frozen=True)
+class Hedged:
+    """The first token was late, so the request also ran on another model; `winner` answers,
+    the other was cancelled (and is billed for what it used)."""
+
+    from_model: str
+    to_model: str
+    after_ms: int
+    """When the hedge started, in milliseconds after the first attempt did."""
+    winner: str
+
+
+@dataclass(frozen=True)
 class Billed:
     """One attempt's usage, charged to the tenant."""
 
@@ -79,9 +105,11 @@ class Finished:
     stop_reason: str
     total: AttemptUsage
     ttft_ms: int
+    signals: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    """What the engine learned after the decision went out (e.g. "cascade.confidence")."""
 
 
-GenerationEvent = Routed | Delta | FallbackTaken | Billed | Finished
+GenerationEvent = Routed | Delta | Escalated | FallbackTaken | Hedged | Billed | Finished
 
 
 class Generation:

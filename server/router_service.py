@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing, nullcontext
 from dataclasses import replace
 from functools import partial
+from typing import assert_never
 
 import grpc
 
@@ -14,7 +15,16 @@ from fareway.routing.decision import Decision
 from fareway.server.auth import current_principal
 from fareway.server.budget_policy import apply_budget
 from fareway.server.convert import decode_request, encode_decision, encode_model, encode_usage
-from fareway.server.generation import Billed, Delta, FallbackTaken, Finished, Routed
+from fareway.server.generation import (
+    Billed,
+    Delta,
+    Escalated,
+    FallbackTaken,
+    Finished,
+    GenerationEvent,
+    Hedged,
+    Routed,
+)
 from fareway.server.interceptor import large_request
 from fareway.server.runtime import Runtime
 from fareway.server.status import abort
@@ -56,34 +66,16 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                     async for event in stream:
                         if isinstance(event, Routed):
                             tracing.record_decision(span, decision, event.budget_remaining_micros)
-                        yield _encode_event(event, trace_id_hex(span))
+                        yield encode_event(event, trace_id_hex(span))
         except FarewayError as error:
             await abort(context, error, self._rt.clock.now())
 
     async def Complete(
         self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.CompleteResponse:
-        reply = router_pb2.CompleteResponse()
-        text: list[str] = []
         async with aclosing(self._events(request, context)) as stream:
-            async for event in stream:
-                kind = event.WhichOneof("event")
-                if kind == "decision":
-                    reply.decision.CopyFrom(event.decision)
-                elif kind == "delta":
-                    text.append(event.delta.text)
-                elif kind == "escalation":
-                    reply.escalations.append(event.escalation)
-                elif kind == "fallback":
-                    reply.fallbacks.append(event.fallback)
-                elif kind == "usage":
-                    reply.usage.append(event.usage)
-                elif kind == "done":
-                    reply.stop_reason = event.done.stop_reason
-                    reply.total.CopyFrom(event.done.total)
-                    reply.ttft_ms = event.done.ttft_ms
-        reply.text = "".join(text)
-        return reply
+            events = [event async for event in stream]
+        return collect_reply(events)
 
     async def Route(
         self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
@@ -128,25 +120,87 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         return decision
 
 
-def _encode_event(
-    event: Routed | Delta | FallbackTaken | Billed | Finished, trace_id: str
-) -> router_pb2.GenerateEvent:
-    if isinstance(event, Routed):
-        return router_pb2.GenerateEvent(
-            decision=encode_decision(event.decision, event.budget_remaining_micros, trace_id)
-        )
-    if isinstance(event, Delta):
-        return router_pb2.GenerateEvent(delta=router_pb2.TextDelta(text=event.text))
-    if isinstance(event, FallbackTaken):
-        return router_pb2.GenerateEvent(
-            fallback=router_pb2.Fallback(
-                from_model=event.from_model, to_model=event.to_model, error=event.error
+def encode_event(event: GenerationEvent, trace_id: str) -> router_pb2.GenerateEvent:
+    """The GenerateEvent that carries one engine event; `trace_id` goes into the decision.
+
+    Exhaustive: an event kind without a case here fails mypy (assert_never) and raises at run
+    time, instead of reaching the caller disguised as another kind."""
+    match event:
+        case Routed(decision=decision, budget_remaining_micros=remaining):
+            return router_pb2.GenerateEvent(decision=encode_decision(decision, remaining, trace_id))
+        case Delta(text=text):
+            return router_pb2.GenerateEvent(delta=router_pb2.TextDelta(text=text))
+        case Escalated():
+            return router_pb2.GenerateEvent(
+                escalation=router_pb2.Escalation(
+                    from_model=event.from_model,
+                    to_model=event.to_model,
+                    reason=event.reason,
+                    confidence=event.confidence,
+                    discard_previous=event.discard_previous,
+                )
             )
-        )
-    if isinstance(event, Billed):
-        return router_pb2.GenerateEvent(usage=encode_usage(event.usage))
-    return router_pb2.GenerateEvent(
-        done=router_pb2.Done(
-            stop_reason=event.stop_reason, total=encode_usage(event.total), ttft_ms=event.ttft_ms
-        )
-    )
+        case FallbackTaken():
+            return router_pb2.GenerateEvent(
+                fallback=router_pb2.Fallback(
+                    from_model=event.from_model, to_model=event.to_model, error=event.error
+                )
+            )
+        case Hedged():
+            return router_pb2.GenerateEvent(
+                hedge=router_pb2.Hedge(
+                    from_model=event.from_model,
+                    to_model=event.to_model,
+                    after_ms=event.after_ms,
+                    winner=event.winner,
+                )
+            )
+        case Billed(usage=usage):
+            return router_pb2.GenerateEvent(usage=encode_usage(usage))
+        case Finished():
+            return router_pb2.GenerateEvent(
+                done=router_pb2.Done(
+                    stop_reason=event.stop_reason,
+                    total=encode_usage(event.total),
+                    ttft_ms=event.ttft_ms,
+                    signals=dict(event.signals),
+                )
+            )
+        case _:
+            assert_never(event)
+
+
+def collect_reply(events: Iterable[router_pb2.GenerateEvent]) -> router_pb2.CompleteResponse:
+    """Complete's reply: Generate's events collected, so both say the same.
+
+    The text is the finished answer's: an escalation with discard_previous drops the text
+    before it, as a streaming caller is told to. Done.signals is merged into the decision's
+    signals, Done's value winning on a shared key because it was learned later."""
+    reply = router_pb2.CompleteResponse()
+    text: list[str] = []
+    for event in events:
+        kind = event.WhichOneof("event")
+        if kind == "decision":
+            reply.decision.CopyFrom(event.decision)
+        elif kind == "delta":
+            text.append(event.delta.text)
+        elif kind == "escalation":
+            reply.escalations.append(event.escalation)
+            if event.escalation.discard_previous:
+                text.clear()
+        elif kind == "fallback":
+            reply.fallbacks.append(event.fallback)
+        elif kind == "hedge":
+            reply.hedges.append(event.hedge)
+        elif kind == "usage":
+            reply.usage.append(event.usage)
+        elif kind == "done":
+            reply.stop_reason = event.done.stop_reason
+            reply.total.CopyFrom(event.done.total)
+            reply.ttft_ms = event.done.ttft_ms
+            reply.decision.signals.update(event.done.signals)
+        else:
+            # Every kind this server sends is above; a new one must be collected, not lost.
+            raise AssertionError(f"Complete does not collect GenerateEvent kind {kind!r}")
+    reply.text = "".join(text)
+    return reply
