@@ -12,7 +12,13 @@ from fareway.budgets.ledger import Limit, OnExceed, RateLimit, TenantSeed
 from fareway.budgets.pricing import Price, usd_to_micros
 from fareway.budgets.windows import Window
 from fareway.providers.registry import ProviderConfig
-from fareway.providers.sim import SimProfile
+from fareway.providers.sim import (
+    FailureKind,
+    SimConfidence,
+    SimFailure,
+    SimProfile,
+    SimStall,
+)
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.strategies import StrategyConfig
 from fareway.routing.strategy import unknown
@@ -47,16 +53,61 @@ class ServerSettings(_Strict):
     max_attempts: int = Field(3, ge=1)
 
 
+class SimConfidenceSettings(_Strict):
+    """The simulated model's self-assessed confidence: for each prompt, a fixed draw from
+    `mean ± spread`, clipped to [0, 1]."""
+
+    mean: float = Field(0.85, ge=0, le=1)
+    spread: float = Field(0.1, ge=0, le=1)
+
+
+class SimFailSettings(_Strict):
+    """Simulated failures: a `rate` fraction of prompts (the same ones every time) fail with
+    `kind`, before the first token (`after_tokens: 0`) or after that many text chunks."""
+
+    kind: FailureKind
+    rate: float = Field(1.0, ge=0, le=1)
+    after_tokens: int = Field(0, ge=0)
+    retry_after_s: float | None = Field(None, ge=0)  # the error's Retry-After
+
+    @model_validator(mode="after")
+    def _retry_after_fits_kind(self) -> SimFailSettings:
+        # Only 429 and overload responses carry Retry-After.
+        if self.retry_after_s is not None and self.kind not in ("rate_limited", "overloaded"):
+            raise ValueError("retry_after_s goes only with kind rate_limited or overloaded")
+        return self
+
+
+class SimStallSettings(_Strict):
+    """A `rate` fraction of prompts waits `seconds` more before the first token."""
+
+    seconds: float = Field(gt=0)
+    rate: float = Field(1.0, ge=0, le=1)
+
+
 class SimSettings(_Strict):
     """How the simulated provider behaves for this model."""
 
     ttft_ms: int = Field(0, ge=0)
     tokens_per_second: float = Field(0.0, ge=0)
     answer_tokens: int = Field(60, gt=0)
+    confidence: SimConfidenceSettings = SimConfidenceSettings()
+    fail: SimFailSettings | None = None  # None: never fails
+    stall: SimStallSettings | None = None  # None: never stalls
 
     def profile(self) -> SimProfile:
         """As the sim provider takes it."""
-        return SimProfile(self.ttft_ms, self.tokens_per_second, self.answer_tokens)
+        fail, stall = self.fail, self.stall
+        return SimProfile(
+            self.ttft_ms,
+            self.tokens_per_second,
+            self.answer_tokens,
+            SimConfidence(self.confidence.mean, self.confidence.spread),
+            SimFailure(fail.kind, fail.rate, fail.after_tokens, fail.retry_after_s)
+            if fail
+            else None,
+            SimStall(stall.seconds, stall.rate) if stall else None,
+        )
 
 
 class ModelSettings(_Strict):

@@ -25,6 +25,11 @@ class ProviderCall:
     messages: tuple[ChatMessage, ...]
     max_tokens: int
     timeout_s: float | None = None
+    # A cascade wants the model's self-assessment: `system` already ends with
+    # `assessment.INSTRUCTION` (see `assessment.with_instruction`), and the answer should end
+    # with the tail that `assessment.AssessmentParser` strips. Real providers send the call as
+    # it is; `sim` writes the tail itself.
+    self_assessment: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,43 @@
-"""The simulated provider (F12): deterministic answers with configurable speed.
+"""The simulated provider (F12): deterministic answers with configurable speed, self-assessed
+confidence and failures.
 
-The same request to the same model always produces the same text, token count and stop reason,
-so demos, tests and benchmarks are repeatable without a network or an API key.
+The same request to the same model always produces the same text, token count, stop reason,
+confidence and failure, so demos, tests and benchmarks are repeatable without a network or an
+API key. Everything an answer will do is decided up front, as a `SimPlan`, from seeded draws on
+the model and the caller's prompt (the system prompt without the self-assessment instruction), so
+asking for a self-assessment changes neither the answer's words nor whether the prompt fails:
+
+- confidence: uniform in `mean ± spread`, clipped to [0, 1], two decimals; written as the
+  answer's tail (`providers.assessment`) when the call has `self_assessment`.
+- failure: a prompt fails when its draw is below `rate`, so a fraction of prompts fail, the same
+  ones every time, and a higher rate only adds prompts. Before the first token (`after_tokens:
+  0`) the error comes at once, with no event before it, as an HTTP error would; after N text
+  chunks it breaks the stream. A `timeout` first waits out the call's `timeout_s`.
+- stall: a drawn fraction of prompts waits `seconds` more before the first token (for hedging).
+
+Waits honour the call's `timeout_s` as a real provider's read timeout does: a wait longer than
+it ends, after `timeout_s`, in ProviderTimeout.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
+from typing import Literal, NoReturn
 
 from fareway.core.clock import Clock
+from fareway.core.errors import (
+    Overloaded,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnreachable,
+    RateLimited,
+)
+from fareway.providers.assessment import format_assessment, without_instruction
 from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk, UsageReport
 from fareway.routing.tokens import estimate_prompt_tokens
 
@@ -21,15 +47,71 @@ _SOURCE_TEXT = (
     "budgets hold under load and every decision is traced for later review"
 )
 _WORDS = tuple(_SOURCE_TEXT.split())
+# How the tail is cut into tokens: "\nconfidence", ":", " 0", ".", "85".
+_TAIL_TOKENS = re.compile(r"\s*\w+|\s*[^\w\s]")
+
+FailureKind = Literal["rate_limited", "overloaded", "timeout", "connection_error", "rejected"]
+_ERRORS: tuple[type[ProviderError], ...] = (
+    RateLimited,
+    Overloaded,
+    ProviderTimeout,
+    ProviderUnreachable,
+    ProviderRejected,
+)
+
+
+@dataclass(frozen=True)
+class SimConfidence:
+    """The model's self-assessed confidence: uniform in `mean ± spread`, clipped to [0, 1]."""
+
+    mean: float = 0.85
+    spread: float = 0.1
+
+
+@dataclass(frozen=True)
+class SimFailure:
+    """A `rate` fraction of prompts fail with `kind`, after `after_tokens` text chunks (0:
+    before the first). `retry_after_s` is carried on the error, as a Retry-After header."""
+
+    kind: FailureKind
+    rate: float = 1.0
+    after_tokens: int = 0
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class SimStall:
+    """A `rate` fraction of prompts waits `seconds` more before the first token."""
+
+    seconds: float
+    rate: float = 1.0
 
 
 @dataclass(frozen=True)
 class SimProfile:
-    """How a simulated model behaves: time to first token, speed, and typical answer length."""
+    """How a simulated model behaves: time to first token, speed, typical answer length,
+    confidence, and (off by default) failures and stalls."""
 
     ttft_ms: int = 0
     tokens_per_second: float = 0.0  # 0: no pacing, every token at once
     answer_tokens: int = 60
+    confidence: SimConfidence = SimConfidence()
+    fail: SimFailure | None = None
+    stall: SimStall | None = None
+
+
+@dataclass(frozen=True)
+class SimPlan:
+    """What one simulated call will do. `pieces` are the text chunks (the answer's words, then
+    the tail when asked for), already cut at max_tokens; `fail_after` is how many of them are
+    sent before `failure` is raised (None: no failure); `wait_s` comes before the first."""
+
+    pieces: tuple[str, ...]
+    stop_reason: str
+    confidence: float
+    wait_s: float
+    failure: SimFailure | None
+    fail_after: int | None
 
 
 class SimProvider:
@@ -44,28 +126,94 @@ class SimProvider:
         self._clock = clock
         self._profiles = dict(profiles or {})
 
-    async def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
-        """Yield a deterministic answer: usage first, then one word a token, then Finish."""
-        profile = self._profiles.get(call.model.id, SimProfile())
-        prompt = (call.system, *(m.content for m in call.messages))
-        input_tokens = estimate_prompt_tokens(call.system, (m.content for m in call.messages))
-        rng = random.Random(_seed(call.model.id, prompt))
+    def plan(self, call: ProviderCall) -> SimPlan:
+        """Everything this call will do, decided from the model and the caller's prompt."""
+        model_id = call.model.id
+        profile = self._profiles.get(model_id, SimProfile())
+        prompt = (without_instruction(call.system), *(m.content for m in call.messages))
+        # The answer's draws come first, in the order they always had, so that answers stay
+        # the same as before confidence and failures existed.
+        rng = random.Random(_seed(model_id, prompt))
         length = max(1, int(profile.answer_tokens * rng.uniform(0.75, 1.25)))
-        tokens = min(length, call.max_tokens)
-        stop_reason = "end_turn" if length <= call.max_tokens else "max_tokens"
+        words = [rng.choice(_WORDS) for _ in range(length)]
+        pieces = [words[0], *(" " + word for word in words[1:])]
+        confidence = _confidence(profile.confidence, _draw("confidence", model_id, prompt))
+        if call.self_assessment:
+            pieces += _TAIL_TOKENS.findall(format_assessment(confidence))
+        stop_reason = "end_turn" if len(pieces) <= call.max_tokens else "max_tokens"
+        pieces = pieces[: call.max_tokens]
 
+        stall = profile.stall
+        stalls = stall is not None and _draw("stall", model_id, prompt) < stall.rate
+        wait_s = profile.ttft_ms / 1000 + (stall.seconds if stall and stalls else 0.0)
+        failure = profile.fail
+        if failure is None or _draw("fail", model_id, prompt) >= failure.rate:
+            return SimPlan(tuple(pieces), stop_reason, confidence, wait_s, None, None)
+        fail_after = min(failure.after_tokens, len(pieces))
+        return SimPlan(tuple(pieces), stop_reason, confidence, wait_s, failure, fail_after)
+
+    async def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
+        """Yield the planned answer: usage first, then one token a chunk, usage, Finish; or
+        raise the planned failure."""
+        plan = self.plan(call)
+        profile = self._profiles.get(call.model.id, SimProfile())
+        if plan.failure is not None and plan.fail_after == 0:
+            # Refused before the stream opens, as an HTTP error is: no event at all.
+            await self._fail(plan.failure, call)
+        input_tokens = estimate_prompt_tokens(call.system, (m.content for m in call.messages))
         yield UsageReport(input_tokens, 0)
-        await self._clock.sleep(profile.ttft_ms / 1000)
-        for i in range(tokens):
-            word = rng.choice(_WORDS)
-            yield TextChunk(word if i == 0 else " " + word)
+        await self._wait(plan.wait_s, call)
+        for sent, piece in enumerate(plan.pieces):
+            if plan.failure is not None and sent == plan.fail_after:
+                await self._fail(plan.failure, call)
+            yield TextChunk(piece)
             if profile.tokens_per_second > 0:
-                await self._clock.sleep(1 / profile.tokens_per_second)
-        yield UsageReport(input_tokens, tokens)
-        yield Finish(stop_reason)
+                await self._wait(1 / profile.tokens_per_second, call)
+        if plan.failure is not None:  # it was to fail after more chunks than the answer has
+            await self._fail(plan.failure, call)
+        yield UsageReport(input_tokens, len(plan.pieces))
+        yield Finish(plan.stop_reason)
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+    async def _wait(self, seconds: float, call: ProviderCall) -> None:
+        """Sleep on the clock; past the call's timeout, time out as a real read would."""
+        if call.timeout_s is not None and seconds > call.timeout_s:
+            await self._clock.sleep(call.timeout_s)
+            raise ProviderTimeout(
+                f"simulated: no token within {call.timeout_s}s", model=call.model.id
+            )
+        await self._clock.sleep(seconds)
+
+    async def _fail(self, failure: SimFailure, call: ProviderCall) -> NoReturn:
+        """Raise the configured failure (a timeout after waiting out the call's timeout)."""
+        error = _error_class(failure.kind)
+        if error is ProviderTimeout and call.timeout_s is not None:
+            await self._clock.sleep(call.timeout_s)
+        retry_after_s = failure.retry_after_s if error in (RateLimited, Overloaded) else None
+        raise error(
+            f"simulated {failure.kind} ({call.model.id})",
+            model=call.model.id,
+            retry_after_s=retry_after_s,
+        )
+
+
+def _error_class(kind: FailureKind) -> type[ProviderError]:
+    """The ProviderError subclass whose `kind` this is."""
+    return next(error for error in _ERRORS if error.kind == kind)
+
+
+def _confidence(profile: SimConfidence, draw: float) -> float:
+    """`draw` in [0, 1) mapped onto mean ± spread, clipped to [0, 1], rounded to the two
+    decimals the tail carries (so that parsing the tail gives this value back)."""
+    value = profile.mean + profile.spread * (2 * draw - 1)
+    return round(min(1.0, max(0.0, value)), 2)
+
+
+def _draw(label: str, model_id: str, prompt: tuple[str, ...]) -> float:
+    """A number in [0, 1) fixed by the label, model and prompt, independent across labels."""
+    return _seed(f"{label}\x01{model_id}", prompt) / 2**64
 
 
 def _seed(model_id: str, prompt: tuple[str, ...]) -> int:
