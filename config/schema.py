@@ -19,6 +19,7 @@ from fareway.providers.sim import (
     SimProfile,
     SimStall,
 )
+from fareway.routing.breaker import BreakerPolicy
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.strategies import StrategyConfig
 from fareway.routing.strategy import unknown
@@ -225,6 +226,32 @@ class TelemetrySettings(_Strict):
     record_content: bool = False
 
 
+class CircuitBreakerSettings(_Strict):
+    """Per-model circuit breaking (F10): a model that keeps failing before its first token is
+    skipped for a cool-down, then probed by one request. It opens when, within `window_s`, at
+    least `min_attempts` attempts were made, at least `failures` of them failed, and the failed
+    share is at least `failure_rate` (0: the count alone decides). It stays open `cool_down_s`,
+    or until the provider's Retry-After if that is later. Applies on reload."""
+
+    enabled: bool = True
+    failures: int = Field(5, ge=1)
+    window_s: float = Field(60.0, gt=0)
+    failure_rate: float = Field(0.5, ge=0, le=1)
+    min_attempts: int = Field(0, ge=0)
+    cool_down_s: float = Field(30.0, gt=0)
+
+    def policy(self) -> BreakerPolicy:
+        """As the circuit breaker takes it."""
+        return BreakerPolicy(
+            enabled=self.enabled,
+            failures=self.failures,
+            window_s=self.window_s,
+            failure_rate=self.failure_rate,
+            min_attempts=self.min_attempts,
+            cool_down_s=self.cool_down_s,
+        )
+
+
 class FarewayConfig(_Strict):
     """A whole configuration file."""
 
@@ -241,6 +268,7 @@ class FarewayConfig(_Strict):
     step_strategy: str = ""
     tenants: dict[str, TenantSettings] = Field(min_length=1)
     admin_keys: tuple[KeySettings, ...] = ()
+    circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
 
     def problems(self) -> list[tuple[FieldPath, str]]:
         """Cross-references that do not resolve, each as (path into the file, message)."""
