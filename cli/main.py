@@ -29,6 +29,7 @@ from fareway.client import (
     Escalation,
     Fallback,
     FarewayError,
+    Hedge,
     RequestOptions,
     TextDelta,
 )
@@ -237,6 +238,12 @@ def _chat(args: argparse.Namespace) -> int:
                     print(text, end="", flush=True)
                 case Fallback() as f:
                     print(f"\n[fallback {f.from_model} → {f.to_model}: {f.error}]", file=sys.stderr)
+                case Hedge() as h:
+                    print(
+                        f"\n[hedge {h.from_model} → {h.to_model} after {h.after_ms} ms: "
+                        f"{h.winner} answers]",
+                        file=sys.stderr,
+                    )
                 case Escalation() as e:
                     dropped = " (the text above is dropped)" if e.discard_previous else ""
                     print(

@@ -19,6 +19,7 @@ from fareway.client.types import (
     Done,
     Escalation,
     Fallback,
+    Hedge,
     ModelInfo,
     OnExceed,
     Prompt,
@@ -172,6 +173,21 @@ def fallback(message: router_pb2.Fallback) -> Fallback:
     return Fallback(message.from_model, message.to_model, message.error)
 
 
+def hedge(message: router_pb2.Hedge) -> Hedge:
+    """A Hedge."""
+    return Hedge(message.from_model, message.to_model, message.after_ms, message.winner)
+
+
+def done(message: router_pb2.Done) -> Done:
+    """A Done."""
+    return Done(
+        message.stop_reason,
+        usage(message.total),
+        message.ttft_ms,
+        MappingProxyType(dict(message.signals)),
+    )
+
+
 def event(message: router_pb2.GenerateEvent) -> StreamEvent | None:
     """One GenerateEvent; None for a kind this client does not know (a newer server's)."""
     kind = message.WhichOneof("event")
@@ -183,11 +199,12 @@ def event(message: router_pb2.GenerateEvent) -> StreamEvent | None:
         return escalation(message.escalation)
     if kind == "fallback":
         return fallback(message.fallback)
+    if kind == "hedge":
+        return hedge(message.hedge)
     if kind == "usage":
         return usage(message.usage)
     if kind == "done":
-        done = message.done
-        return Done(done.stop_reason, usage(done.total), done.ttft_ms)
+        return done(message.done)
     return None
 
 
@@ -202,6 +219,7 @@ def completion(message: router_pb2.CompleteResponse) -> Completion:
         ttft_ms=message.ttft_ms,
         escalations=tuple(escalation(e) for e in message.escalations),
         fallbacks=tuple(fallback(f) for f in message.fallbacks),
+        hedges=tuple(hedge(h) for h in message.hedges),
     )
 
 

@@ -120,6 +120,21 @@ class Fallback:
 
 
 @dataclass(frozen=True, slots=True)
+class Hedge:
+    """The first token was late, so the request also ran on another model; the first to
+    answer won. The other was cancelled, and is billed for what it used."""
+
+    from_model: str
+    """The model whose first token was late."""
+    to_model: str
+    """The model the request was also started on."""
+    after_ms: int
+    """When the hedge started, in milliseconds after the first attempt did."""
+    winner: str
+    """The model whose answer you receive (`from_model` or `to_model`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens and cost of one billed attempt, or of all of them (then `model` is empty)."""
 
@@ -139,9 +154,12 @@ class Done:
     """Usage summed over all attempts."""
     ttft_ms: int
     """Milliseconds from the request's arrival to the first token."""
+    signals: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    """What the server learned after the decision went out (for example "cascade.confidence"
+    of the accepted answer); same keys as `Decision.signals`."""
 
 
-StreamEvent = Decision | TextDelta | Escalation | Fallback | Usage | Done
+StreamEvent = Decision | TextDelta | Escalation | Fallback | Hedge | Usage | Done
 """What `generate` yields: one Decision first, then text and the rest, one Done last."""
 
 
@@ -150,8 +168,10 @@ class Completion:
     """The whole answer, as `complete` returns it."""
 
     decision: Decision
+    """The routing decision; its `signals` include those the stream's Done carried (the later
+    value wins on a shared key)."""
     text: str
-    """The answer of the model that finished."""
+    """The answer of the model that finished, without text an escalation discarded."""
     stop_reason: str
     usage: tuple[Usage, ...]
     """One entry per billed attempt."""
@@ -159,6 +179,7 @@ class Completion:
     ttft_ms: int
     escalations: tuple[Escalation, ...] = ()
     fallbacks: tuple[Fallback, ...] = ()
+    hedges: tuple[Hedge, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ def test_all_lists_the_public_names() -> None:
         "Escalation",
         "Fallback",
         "FarewayError",
+        "Hedge",
         "InvalidArgument",
         "ModelInfo",
         "OnExceed",

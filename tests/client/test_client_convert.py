@@ -13,6 +13,7 @@ from fareway.client import (
     Done,
     Escalation,
     Fallback,
+    Hedge,
     OnExceed,
     Role,
     TextDelta,
@@ -95,15 +96,23 @@ def test_every_event_kind_decodes_to_its_dataclass() -> None:
         router_pb2.GenerateEvent(
             fallback=router_pb2.Fallback(from_model="a", to_model="b", error="overloaded: 529")
         ),
+        router_pb2.GenerateEvent(
+            hedge=router_pb2.Hedge(from_model="a", to_model="b", after_ms=750, winner="b")
+        ),
         router_pb2.GenerateEvent(usage=router_pb2.Usage(model="b", input_tokens=3, cost_micros=9)),
         router_pb2.GenerateEvent(
             done=router_pb2.Done(
-                stop_reason="end_turn", total=router_pb2.Usage(output_tokens=4), ttft_ms=12
+                stop_reason="end_turn",
+                total=router_pb2.Usage(output_tokens=4),
+                ttft_ms=12,
+                signals={"cascade.confidence": 0.875},
             )
         ),
     ]
+    kinds = router_pb2.GenerateEvent.DESCRIPTOR.oneofs_by_name["event"].fields
+    assert {e.WhichOneof("event") for e in events} == {f.name for f in kinds}, "one of each"
 
-    decision, delta, escalation, fallback, usage, done = (convert.event(e) for e in events)
+    decision, delta, escalation, fallback, hedge, usage, done = (convert.event(e) for e in events)
 
     assert isinstance(decision, Decision)
     assert decision.budget_remaining_micros is None, "unset on the wire means uncapped"
@@ -112,9 +121,50 @@ def test_every_event_kind_decodes_to_its_dataclass() -> None:
     assert delta == TextDelta("Hi")
     assert escalation == Escalation("a", "b", "low", 0.2, True)
     assert fallback == Fallback("a", "b", "overloaded: 529")
+    assert hedge == Hedge("a", "b", 750, "b")
     assert usage == Usage("b", 3, 0, 9)
-    assert done == Done("end_turn", Usage("", 0, 4, 0), 12)
+    assert done == Done("end_turn", Usage("", 0, 4, 0), 12, {"cascade.confidence": 0.875})
     assert convert.event(router_pb2.GenerateEvent()) is None, "unknown kinds are skipped"
+
+
+def test_a_done_without_signals_has_an_empty_immutable_mapping() -> None:
+    done = convert.done(router_pb2.Done(stop_reason="end_turn", total=router_pb2.Usage()))
+
+    assert done == Done("end_turn", Usage("", 0, 0, 0), 0)
+    assert done.signals == {}
+    with pytest.raises(TypeError):
+        done.signals["x"] = 1.0  # type: ignore[index]
+    assert done in {done}, "hashable, signals aside"
+
+
+def test_a_completion_carries_hedges_escalations_fallbacks_and_the_merged_signals() -> None:
+    reply = router_pb2.CompleteResponse(
+        decision=router_pb2.RouteDecision(
+            model="b", signals={"learned.strong_score": 0.7, "cascade.confidence": 0.9}
+        ),
+        text="final",
+        stop_reason="end_turn",
+        usage=[router_pb2.Usage(model="a", cost_micros=1), router_pb2.Usage(model="b")],
+        total=router_pb2.Usage(cost_micros=1),
+        ttft_ms=40,
+        escalations=[
+            router_pb2.Escalation(from_model="a", to_model="b", discard_previous=True),
+        ],
+        fallbacks=[router_pb2.Fallback(from_model="x", to_model="a", error="timeout")],
+        hedges=[
+            router_pb2.Hedge(from_model="b", to_model="c", after_ms=800, winner="b"),
+            router_pb2.Hedge(from_model="c", to_model="d", after_ms=900, winner="d"),
+        ],
+    )
+
+    completion = convert.completion(reply)
+
+    assert completion.hedges == (Hedge("b", "c", 800, "b"), Hedge("c", "d", 900, "d"))
+    assert completion.escalations == (Escalation("a", "b", "", 0.0, True),)
+    assert completion.fallbacks == (Fallback("x", "a", "timeout"),)
+    assert completion.decision.signals == {"learned.strong_score": 0.7, "cascade.confidence": 0.9}
+    assert (completion.text, completion.ttft_ms) == ("final", 40)
+    assert convert.completion(router_pb2.CompleteResponse()).hedges == ()
 
 
 def test_a_zero_budget_remaining_is_not_none() -> None:
