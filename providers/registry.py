@@ -31,6 +31,10 @@ class AnthropicConfig(BaseModel):
     api_key_env: str = "ANTHROPIC_API_KEY"
     base_url: str | None = None
     timeout_s: float = Field(600.0, gt=0)
+    # How long an attempt may wait for its first token before it fails as a timeout, the next
+    # candidate takes over and the model's circuit breaker counts a failure. None (default):
+    # only timeout_s applies, since a long prompt on a large model can rightly take a minute.
+    first_token_timeout_s: float | None = Field(None, gt=0)
     # With no key in the environment, serve this provider's models through `sim` rather than
     # refusing to start: the embedded default must run anywhere.
     simulate_without_key: bool = True
@@ -65,6 +69,7 @@ class OpenAIConfig(BaseModel):
     base_url: str = Field(min_length=1)
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: float = Field(600.0, gt=0)
+    first_token_timeout_s: float | None = Field(None, gt=0)  # as AnthropicConfig's
     # `max_tokens` works everywhere but OpenAI's reasoning models (see `OpenAIProvider`).
     max_tokens_field: MaxTokensField = "max_tokens"
     # Off by default: a local server usually needs no key, so a missing key is not a reason to
@@ -97,6 +102,7 @@ class SimConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["sim"]
+    first_token_timeout_s: float | None = Field(None, gt=0)  # as AnthropicConfig's
 
     def build(
         self, name: str, clock: Clock, profiles: Mapping[str, SimProfile], env: Mapping[str, str]

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fareway.core.errors import FarewayError, FieldViolation, InvalidRequest, NoModelFits
+from fareway.routing.breaker import CircuitBreaker, CircuitOpen
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import Candidate, Decision, estimate_cost_micros
 from fareway.routing.features import Features, extract_features, is_large
@@ -35,6 +36,8 @@ class _Screening:
     over_ceiling: list[tuple[ModelSpec, int]] = field(default_factory=list)  # (model, estimate)
     # The request field each constraint exclusion is about, by model id, for refusals.
     blamed: dict[str, str] = field(default_factory=dict)
+    # Models that could serve but for their open circuit, with why, for refusals.
+    open_circuits: list[CircuitOpen] = field(default_factory=list)
 
     def exclude_all_but(self, keep: Sequence[ModelSpec], reason: str) -> None:
         """Keep only `keep` eligible; the others are excluded with `reason`."""
@@ -45,14 +48,26 @@ class _Screening:
 
     def refusal(self, among: Sequence[ModelSpec], field: str = "") -> FarewayError:
         """Why none of `among` can serve: the cost ceiling when that removed any of them (the
-        request would be served if it could pay), else the reason the last one went, reported
-        on `field`, or when that is empty on the field that reason is about."""
+        request would be served if it could pay), else open circuits when they removed any (it
+        would be served once one closes: CircuitOpen, UNAVAILABLE with the time until the first
+        reopens), else the reason the last one went, reported on `field`, or when that is empty
+        on the field that reason is about."""
         over = [(m, cost) for m, cost in self.over_ceiling if m in among]
         if over:
             cheapest, cost = min(over, key=lambda pair: pair[1])
             return NoModelFits(
                 f"no allowed model fits max_cost_micros; the cheapest, {cheapest.id}, "
                 f"is estimated at {cost} micro-USD"
+            )
+        ids = {m.id for m in among}
+        circuits = [c for c in self.open_circuits if c.model in ids]
+        if circuits:
+            # A busy probe (no Retry-After) ends soonest; otherwise the earliest reopening.
+            first = min(circuits, key=lambda c: c.retry_after_s or 0.0)
+            return CircuitOpen(
+                f"no model can serve this request now; {first.model}: {first}",
+                model=first.model,
+                retry_after_s=first.retry_after_s,
             )
         reasons = [c for c in self.excluded if c.model in among]
         if not reasons:
@@ -74,10 +89,12 @@ class Router:
         catalog: Catalog,
         strategies: Mapping[str, Strategy],
         latency: LatencyStats | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.catalog = catalog
         self.strategies = dict(strategies)
         self.latency = latency or LatencyStats()
+        self.breaker = breaker  # None: no circuit breaking (routing unit tests)
 
     async def decide(self, request: RouteRequest, policy: TenantPolicy) -> Decision:
         """Choose a model for this request, or raise InvalidRequest / NoModelFits saying why
@@ -172,8 +189,25 @@ class Router:
                 screening.excluded.append(Candidate(model, excluded_reason=reason))
             else:
                 screening.eligible.append(model)
+        self._skip_open_circuits(screening)
         self._skip_slow(request.latency_target_ms, screening)
         return screening
+
+    def _skip_open_circuits(self, screening: _Screening) -> None:
+        """Exclude models whose circuit is open (or whose half-open probe is in flight). Even
+        when that leaves none: trying a model that keeps failing only delays the caller and
+        loads the provider, so the request fails fast (see `_Screening.refusal`)."""
+        if self.breaker is None:
+            return
+        keep: list[ModelSpec] = []
+        for model in screening.eligible:
+            why = self.breaker.exclusion(model.id)
+            if why is None:
+                keep.append(model)
+            else:
+                screening.open_circuits.append(why)
+                screening.excluded.append(Candidate(model, excluded_reason=str(why)))
+        screening.eligible = keep
 
     def _skip_slow(self, target_ms: int, screening: _Screening) -> None:
         """Exclude models predicted to miss the latency target, while one that meets it is left."""

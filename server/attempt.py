@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from fareway.core.clock import Clock
-from fareway.core.errors import ProviderError
+from fareway.core.errors import ProviderError, ProviderTimeout
 from fareway.providers.base import Finish, Provider, ProviderCall, TextChunk, UsageReport
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Decision
@@ -40,6 +41,7 @@ class Attempt:
         self.response_model = ""  # the model the provider says answered, once it finished
         self.charged = False  # set once this attempt's usage is on the bill
         self.error: ProviderError | None = None  # a failure before the first token
+        self.probe = False  # the half-open circuit breaker's probe of this model
         self._reported: UsageReport | None = None
         self._streamed: list[str] = []
 
@@ -59,9 +61,34 @@ class Attempt:
         return "".join(self._streamed)
 
     async def stream(
-        self, provider: Provider, timeout_s: float | None
+        self,
+        provider: Provider,
+        timeout_s: float | None,
+        first_token_timeout_s: float | None = None,
     ) -> AsyncGenerator[str, None]:
-        """The provider's text pieces as they arrive; ProviderError on failure."""
+        """The provider's text pieces as they arrive; ProviderError on failure, ProviderTimeout
+        when no text came within `first_token_timeout_s` (None: no such limit).
+
+        The first-token limit runs on the event loop's clock, like the SDKs' own timeouts: the
+        injected clock's `sleep` returns at once under test, so it cannot time a stall.
+        """
+        try:
+            async with (
+                asyncio.timeout(first_token_timeout_s) as first_token,
+                aclosing(self._pieces(provider, timeout_s, first_token)) as pieces,
+            ):
+                async for text in pieces:
+                    yield text
+        except TimeoutError as error:
+            if not first_token.expired():
+                raise  # not ours: a timeout the provider raised as it is
+            raise ProviderTimeout(
+                f"no first token within {first_token_timeout_s:g} s", model=self.model.id
+            ) from error
+
+    async def _pieces(
+        self, provider: Provider, timeout_s: float | None, first_token: asyncio.Timeout
+    ) -> AsyncGenerator[str, None]:
         request = self._decision.request
         call = ProviderCall(
             model=self.model,
@@ -75,6 +102,9 @@ class Attempt:
                 if isinstance(event, TextChunk):
                     if self.first_token_at is None:
                         self.first_token_at = self._clock.monotonic()
+                        # Off before the first yield: from here the caller's code runs between
+                        # pieces, and a late expiry would cancel it rather than the provider.
+                        first_token.reschedule(None)
                     self._streamed.append(event.text)
                     yield event.text
                 elif isinstance(event, UsageReport):

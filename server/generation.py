@@ -14,6 +14,7 @@ text went out is retried in the background by the ledger wrapper (`ledger_health
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
@@ -32,6 +33,7 @@ from fareway.core.errors import (
     StreamBroken,
 )
 from fareway.providers.base import Provider
+from fareway.routing.breaker import CircuitBreaker, CircuitState, Transition, outcome_of
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Decision
 from fareway.routing.latency import LatencyStats
@@ -39,7 +41,9 @@ from fareway.server.attempt import Attempt, AttemptUsage
 from fareway.server.checkpoints import Checkpoints
 from fareway.telemetry import names
 from fareway.telemetry.setup import Telemetry
-from fareway.telemetry.tracing import mark_failed, record_event
+from fareway.telemetry.tracing import mark_failed, record_circuit_transition, record_event
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,12 @@ class Generation:
         telemetry: Telemetry,
         *,
         checkpoint_interval_s: float = 1.0,
+        breaker: CircuitBreaker | None = None,
+        first_token_timeouts: Mapping[str, float | None] | None = None,
     ) -> None:
+        """`breaker` (None: no circuit breaking) admits each attempt and learns its outcome;
+        `first_token_timeouts` limits, by provider name, how long an attempt may wait for its
+        first token (a provider not named has no such limit)."""
         self._providers = providers
         self._ledger = ledger
         self._clock = clock
@@ -133,6 +142,8 @@ class Generation:
         self._latency = latency
         self._telemetry = telemetry
         self._checkpoint_interval_s = checkpoint_interval_s
+        self._breaker = breaker
+        self._first_token_timeouts = dict(first_token_timeouts or {})
 
     async def run(
         self,
@@ -230,9 +241,18 @@ class Generation:
     ) -> AsyncGenerator[str, None]:
         """Stream one attempt under its span. A failure before the first token is kept as
         `attempt.error` (the caller falls back); after it, it is raised as StreamBroken.
-        However it ends (cancellation included), the attempt is charged and observed."""
+        However it ends (cancellation included), the attempt is charged and observed. A model
+        whose circuit opened since the decision is not tried: its CircuitOpen is the error."""
         model = attempt.model
+        if self._breaker is not None:
+            admission = self._breaker.admit(model.id)
+            self._circuit_changed(admission.transition, bill.span)
+            if admission.refusal is not None:
+                attempt.error = admission.refusal
+                return
+            attempt.probe = admission.probe
         provider = self._providers[model.provider]
+        first_token_timeout_s = self._first_token_timeouts.get(model.provider)
         tracing = self._telemetry.tracing
         with tracing.attempt_span(
             bill.span,
@@ -244,7 +264,8 @@ class Generation:
         ) as span:
             error_type = ""
             try:
-                async with aclosing(attempt.stream(provider, timeout_s)) as text:
+                stream = attempt.stream(provider, timeout_s, first_token_timeout_s)
+                async with aclosing(stream) as text:
                     async for piece in text:
                         yield piece
                         checkpoints.tick(lambda: bill.so_far(attempt))
@@ -257,13 +278,26 @@ class Generation:
                 attempt.error = error
             finally:
                 usage = bill.charge(attempt)
-                self._observe(attempt, usage, span, error_type)
+                self._observe(attempt, usage, span, error_type, bill.span)
 
-    def _observe(self, attempt: Attempt, usage: AttemptUsage, span: Span, error_type: str) -> None:
-        """Feed one finished attempt to the latency statistics, the span and the metrics."""
+    def _observe(
+        self, attempt: Attempt, usage: AttemptUsage, span: Span, error_type: str, route_span: Span
+    ) -> None:
+        """Feed one finished attempt to the latency statistics, the circuit breaker, the span
+        and the metrics; a circuit it moved is recorded on the request's route span."""
         model = attempt.model
         now = self._clock.monotonic()
         first = attempt.first_token_at
+        if self._breaker is not None:
+            error = attempt.error
+            change = self._breaker.record(
+                model.id,
+                outcome_of(first is not None or bool(attempt.stop_reason), error),
+                probe=attempt.probe,
+                retry_after_s=error.retry_after_s if error is not None else None,
+                cause=error.describe() if error is not None else "",
+            )
+            self._circuit_changed(change, route_span)
         if error_type and first is None:
             self._latency.record_failure(model.id)
         elif first is not None and attempt.stop_reason:
@@ -291,6 +325,18 @@ class Generation:
             ttft_s=first - attempt.started_at if first is not None else None,
             error_type=error_type,
         )
+
+    def _circuit_changed(self, change: Transition | None, route_span: Span) -> None:
+        """Trace, count and log a circuit's transition (None: nothing changed)."""
+        if change is None:
+            return
+        record_circuit_transition(route_span, change)
+        self._telemetry.metrics.record_circuit_transition(
+            change.model, change.before.value, change.after.value
+        )
+        # Opening is what an operator must hear of; the way back is routine.
+        level = logging.WARNING if change.after is CircuitState.OPEN else logging.INFO
+        log.log(level, "%s", change.describe())
 
     async def _hold_for_next(
         self, decision: Decision, queue: list[ModelSpec], bill: _Bill

@@ -181,6 +181,7 @@ class Reloader:
                 old.telemetry,
                 old.router.latency,
                 old.keys,
+                old.circuit_breaker,
             )
             await apply_budgets(old.ledger, old.config, config)
         except BaseException:

@@ -94,7 +94,11 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         self, request: router_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ListModelsResponse:
         models = [
-            encode_model(m, simulated=self._rt.providers[m.provider].simulated, healthy=True)
+            encode_model(
+                m,
+                simulated=self._rt.providers[m.provider].simulated,
+                healthy=self._rt.circuit_breaker.healthy(m.id),
+            )
             for m in self._rt.visible_models(current_principal.get())
         ]
         return router_pb2.ListModelsResponse(models=models, tiers=self._rt.catalog.tiers)

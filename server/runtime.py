@@ -13,6 +13,7 @@ from fareway.config.schema import FarewayConfig, LedgerSettings
 from fareway.core.clock import Clock
 from fareway.core.errors import LedgerUnavailable, PermissionDenied, StartupError, Unauthenticated
 from fareway.providers.base import Provider
+from fareway.routing.breaker import CircuitBreaker
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.latency import LatencyStats
 from fareway.routing.router import Router, TenantPolicy
@@ -37,6 +38,7 @@ class Runtime:
     policies: dict[str, TenantPolicy]
     rates: dict[str, RateLimit]
     telemetry: Telemetry
+    circuit_breaker: CircuitBreaker  # the router's and the generation's: one for the process
 
     def policy_for(self, principal: Principal) -> TenantPolicy:
         """The routing policy of a tenant caller; admins do not generate."""
@@ -89,7 +91,9 @@ async def build_runtime(
     ledger = LedgerHealth(ledger, clock)
     if telemetry is None:
         telemetry = configure_telemetry(env, config.telemetry.record_content)
-    return assemble_runtime(config, clock, providers, ledger, telemetry, LatencyStats(), keys)
+    return assemble_runtime(
+        config, clock, providers, ledger, telemetry, LatencyStats(), keys, CircuitBreaker(clock)
+    )
 
 
 def build_providers(
@@ -111,10 +115,13 @@ def assemble_runtime(
     telemetry: Telemetry,
     latency: LatencyStats,
     keys: KeyRing,
+    breaker: CircuitBreaker,
 ) -> Runtime:
     """The runtime `config` describes, around the parts that outlive a configuration: the
-    ledger, telemetry, latency record and key ring. `build_runtime` uses it at start, and a
-    SIGHUP reload (`server.reload`) to swap in a new configuration."""
+    ledger, telemetry, latency record, key ring and circuit breaker (which takes `config`'s
+    thresholds). `build_runtime` uses it at start, and a SIGHUP reload (`server.reload`) to swap
+    in a new configuration."""
+    breaker.configure(config.circuit_breaker.policy())
     catalog = Catalog((m.spec() for m in config.models), config.tiers)
     strategies = {name: s.build(name, catalog) for name, s in config.strategies.items()}
     policies = {
@@ -131,7 +138,7 @@ def assemble_runtime(
         config=config,
         clock=clock,
         catalog=catalog,
-        router=Router(catalog, strategies, latency),
+        router=Router(catalog, strategies, latency, breaker),
         providers=providers,
         ledger=ledger,
         generation=Generation(
@@ -142,11 +149,17 @@ def assemble_runtime(
             latency,
             telemetry,
             checkpoint_interval_s=config.ledger.checkpoint_interval_s,
+            breaker=breaker,
+            first_token_timeouts={
+                name: settings.first_token_timeout_s
+                for name, settings in config.providers.items()
+            },
         ),
         keys=keys,
         policies=policies,
         rates={name: tenant.rate_limits.rate() for name, tenant in config.tenants.items()},
         telemetry=telemetry,
+        circuit_breaker=breaker,
     )
 
 

@@ -1,8 +1,8 @@
 """Metric instruments (F24) and the helpers that record them.
 
 GenAI client metrics follow the semantic conventions (token usage, operation duration, time to
-first chunk); fareway's own count cost, decisions, escalations and fallbacks, and gauge each
-tenant's budget utilisation.
+first chunk); fareway's own count cost, decisions, escalations, fallbacks and circuit breaker
+transitions, and gauge each tenant's budget utilisation.
 """
 
 from __future__ import annotations
@@ -79,6 +79,11 @@ class Metrics:
         self._fallbacks = meter.create_counter(
             names.METRIC_FALLBACKS, unit="{fallback}", description="Fallbacks to the next model"
         )
+        self._circuit_transitions = meter.create_counter(
+            names.METRIC_CIRCUIT_TRANSITIONS,
+            unit="{transition}",
+            description="Circuit breaker state changes per model",
+        )
         self._utilization = meter.create_gauge(
             names.METRIC_BUDGET_UTILIZATION,
             unit="1",
@@ -118,6 +123,12 @@ class Metrics:
     def record_fallback(self, from_model: str, to_model: str) -> None:
         """One fallback."""
         self._fallbacks.add(1, {names.FROM_MODEL: from_model, names.TO_MODEL: to_model})
+
+    def record_circuit_transition(self, model: str, before: str, after: str) -> None:
+        """A model's circuit moved from state `before` to `after` (closed, open, half_open)."""
+        self._circuit_transitions.add(
+            1, {names.MODEL: model, names.CIRCUIT_FROM: before, names.CIRCUIT_TO: after}
+        )
 
     def record_escalation(self, from_model: str, to_model: str) -> None:
         """One cascade escalation."""

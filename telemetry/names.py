@@ -58,15 +58,20 @@ FROM_MODEL = "fareway.from_model"
 TO_MODEL = "fareway.to_model"
 CONFIDENCE = "fareway.confidence"
 ERROR = "fareway.error"
+CIRCUIT_FROM = "fareway.circuit.from"  # a circuit breaker state: closed, open, half_open
+CIRCUIT_TO = "fareway.circuit.to"
+CIRCUIT_OPEN_UNTIL = "fareway.circuit.open_until"  # ISO-8601 UTC, when it opened
 
 EVENT_FALLBACK = "fareway.fallback"
 EVENT_ESCALATION = "fareway.escalation"
 EVENT_HEDGE = "fareway.hedge"
 EVENT_BUDGET_HOLD = "fareway.budget.hold"
 EVENT_BUDGET_SETTLE = "fareway.budget.settle"
+EVENT_CIRCUIT = "fareway.circuit"  # a model's circuit breaker changed state
 
 METRIC_COST = "fareway.cost"
 METRIC_DECISIONS = "fareway.decisions"
 METRIC_ESCALATIONS = "fareway.escalations"
 METRIC_FALLBACKS = "fareway.fallbacks"
+METRIC_CIRCUIT_TRANSITIONS = "fareway.circuit.transitions"
 METRIC_BUDGET_UTILIZATION = "fareway.budget.utilization"

@@ -2,7 +2,8 @@
 
     fareway.v1.RouterService/Generate   SERVER, continues the caller's traceparent
     └── route                           the decision: fareway.* attributes; events for
-        │                               budget hold/settle, fallback, escalation, hedge
+        │                               budget hold/settle, fallback, escalation, hedge, and
+        │                               circuit breaker transitions the request caused
         ├── chat {model}                CLIENT, one per model attempt, GenAI attributes
         └── chat {model}                (after a fallback or an escalation)
 
@@ -20,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from fareway.routing.breaker import Transition, utc_iso
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Decision
 from fareway.routing.request import ChatMessage
@@ -161,6 +163,22 @@ def record_event(span: Span, name: str, attributes: Mapping[str, AttributeValue]
     """One decision event (fallback, escalation, hedge, budget hold or settle) on `span`, its
     attributes keyed by the constants of `telemetry.names`."""
     span.add_event(name, attributes)
+
+
+def record_circuit_transition(span: Span, transition: Transition) -> None:
+    """A model's circuit changed state because of this request (its failure opened it, its
+    attempt became the probe, the probe's outcome closed or reopened it): an event on the
+    request's route span, with when it reopens and the failure that opened it."""
+    attributes: dict[str, AttributeValue] = {
+        names.MODEL: transition.model,
+        names.CIRCUIT_FROM: transition.before.value,
+        names.CIRCUIT_TO: transition.after.value,
+    }
+    if transition.open_until is not None:
+        attributes[names.CIRCUIT_OPEN_UNTIL] = utc_iso(transition.open_until)
+    if transition.cause:
+        attributes[names.ERROR] = transition.cause
+    record_event(span, names.EVENT_CIRCUIT, attributes)
 
 
 def mark_failed(span: Span, error_type: str, message: str) -> None:
