@@ -136,7 +136,9 @@ def test_rejections_and_abandoned_attempts_count_neither_way(clock: ManualClock)
         (False, ProviderError("undecodable"), Outcome.FAILURE),
     ],
 )
-def test_which_attempts_count(answered: bool, error: ProviderError | None, expected: Outcome) -> None:
+def test_which_attempts_count(
+    answered: bool, error: ProviderError | None, expected: Outcome
+) -> None:
     assert outcome_of(answered, error) is expected
 
 
