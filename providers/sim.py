@@ -104,12 +104,14 @@ class SimProfile:
 class SimPlan:
     """What one simulated call will do. `pieces` are the text chunks (the answer's words, then
     the tail when asked for), already cut at max_tokens; `fail_after` is how many of them are
-    sent before `failure` is raised (None: no failure); `wait_s` comes before the first."""
+    sent before `failure` is raised (None: no failure); `wait_s` comes before the first and
+    `gap_s` after each."""
 
     pieces: tuple[str, ...]
     stop_reason: str
     confidence: float
     wait_s: float
+    gap_s: float
     failure: SimFailure | None
     fail_after: int | None
 
@@ -146,17 +148,17 @@ class SimProvider:
         stall = profile.stall
         stalls = stall is not None and _draw("stall", model_id, prompt) < stall.rate
         wait_s = profile.ttft_ms / 1000 + (stall.seconds if stall and stalls else 0.0)
+        gap_s = 1 / profile.tokens_per_second if profile.tokens_per_second > 0 else 0.0
         failure = profile.fail
-        if failure is None or _draw("fail", model_id, prompt) >= failure.rate:
-            return SimPlan(tuple(pieces), stop_reason, confidence, wait_s, None, None)
-        fail_after = min(failure.after_tokens, len(pieces))
-        return SimPlan(tuple(pieces), stop_reason, confidence, wait_s, failure, fail_after)
+        if failure is not None and _draw("fail", model_id, prompt) >= failure.rate:
+            failure = None
+        fail_after = None if failure is None else min(failure.after_tokens, len(pieces))
+        return SimPlan(tuple(pieces), stop_reason, confidence, wait_s, gap_s, failure, fail_after)
 
     async def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
         """Yield the planned answer: usage first, then one token a chunk, usage, Finish; or
         raise the planned failure."""
         plan = self.plan(call)
-        profile = self._profiles.get(call.model.id, SimProfile())
         if plan.failure is not None and plan.fail_after == 0:
             # Refused before the stream opens, as an HTTP error is: no event at all.
             await self._fail(plan.failure, call)
@@ -167,8 +169,8 @@ class SimProvider:
             if plan.failure is not None and sent == plan.fail_after:
                 await self._fail(plan.failure, call)
             yield TextChunk(piece)
-            if profile.tokens_per_second > 0:
-                await self._wait(1 / profile.tokens_per_second, call)
+            if plan.gap_s:
+                await self._wait(plan.gap_s, call)
         if plan.failure is not None:  # it was to fail after more chunks than the answer has
             await self._fail(plan.failure, call)
         yield UsageReport(input_tokens, len(plan.pieces))
