@@ -1,7 +1,7 @@
 """What `buf lint` and `buf breaking` would say, for the parts this repository relies on.
 
 buf is not installed where the tests run, so these check the compiled descriptors instead:
-published field numbers never move, every element carries a comment (API.md: "comments on
+published field numbers never move, every element carries a comment (the API contract asks for
 every field"), and every enum starts with an `_UNSPECIFIED` zero value.
 """
 
