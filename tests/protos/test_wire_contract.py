@@ -2,7 +2,7 @@
 
 buf is not installed where the tests run, so these check the compiled descriptors instead:
 published field numbers never move, every element carries a comment (the API contract asks for
-every field"), and every enum starts with an `_UNSPECIFIED` zero value.
+comments on every field), and every enum starts with an `_UNSPECIFIED` zero value.
 """
 
 from __future__ import annotations
