@@ -42,6 +42,8 @@ class Attempt:
         self.charged = False  # set once this attempt's usage is on the bill
         self.error: ProviderError | None = None  # a failure before the first token
         self.probe = False  # the half-open circuit breaker's probe of this model
+        # The call's own deadline ran out, not the provider: says nothing of the model's health.
+        self.out_of_time = False
         self._reported: UsageReport | None = None
         self._streamed: list[str] = []
 
@@ -72,6 +74,7 @@ class Attempt:
         The first-token limit runs on the event loop's clock, like the SDKs' own timeouts: the
         injected clock's `sleep` returns at once under test, so it cannot time a stall.
         """
+        started = asyncio.get_running_loop().time()
         try:
             async with (
                 asyncio.timeout(first_token_timeout_s) as first_token,
@@ -79,6 +82,11 @@ class Attempt:
             ):
                 async for text in pieces:
                     yield text
+        except ProviderTimeout:
+            # The SDK was given the call's remaining time: a timeout that late is the caller's.
+            elapsed = asyncio.get_running_loop().time() - started
+            self.out_of_time = timeout_s is not None and elapsed >= timeout_s
+            raise
         except TimeoutError as error:
             if not first_token.expired():
                 raise  # not ours: a timeout the provider raised as it is

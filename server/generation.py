@@ -289,7 +289,7 @@ class Generation:
         now = self._clock.monotonic()
         first = attempt.first_token_at
         if self._breaker is not None:
-            error = attempt.error
+            error = None if attempt.out_of_time else attempt.error
             change = self._breaker.record(
                 model.id,
                 outcome_of(first is not None or bool(attempt.stop_reason), error),

@@ -151,8 +151,7 @@ def assemble_runtime(
             checkpoint_interval_s=config.ledger.checkpoint_interval_s,
             breaker=breaker,
             first_token_timeouts={
-                name: settings.first_token_timeout_s
-                for name, settings in config.providers.items()
+                name: settings.first_token_timeout_s for name, settings in config.providers.items()
             },
         ),
         keys=keys,

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -24,8 +25,9 @@ from fareway.core.clock import ManualClock
 from fareway.telemetry import names
 from fareway.telemetry.setup import Telemetry
 from fareway.v1 import router_pb2
-from tests.fakes.anthropic_server import Answer, FakeAnthropic, HttpError
+from tests.fakes.anthropic_server import Answer, FakeAnthropic, Hang, HttpError
 from tests.server.harness import TENANT_KEY, Harness, make_config, metadata, user_request
+from tests.server.status_details import detail
 
 AUTH = metadata(TENANT_KEY)
 SIMPLE = "classify this: spam?"  # the rules send it to fast-1, with balanced-1 next
@@ -309,3 +311,46 @@ async def test_each_transition_is_one_log_line(
         "circuit of model fast-1: open -> half_open",
         "circuit of model fast-1: half_open -> closed",
     ]
+
+
+async def test_a_pinned_model_with_an_open_circuit_fails_fast_as_unavailable(
+    served: Served,
+) -> None:
+    served.fake.script(HttpError(500, "api_error"), Answer(), HttpError(500, "api_error"), Answer())
+    await served.complete()
+    await served.complete()
+    served.clock.advance(10)
+    sent = len(served.fake.requests)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await served.harness.router.Complete(user_request("hi", model="fast-1"), metadata=AUTH)
+
+    error = caught.value
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert error.details() == (
+        "no model can serve this request now; fast-1: circuit open until 2026-01-15T12:00:30Z"
+    )
+    info = detail(error, error_details_pb2.ErrorInfo)
+    assert info is not None
+    assert (info.reason, info.metadata["model"]) == ("CIRCUIT_OPEN", "fast-1")
+    retry = detail(error, error_details_pb2.RetryInfo)
+    assert retry is not None
+    assert retry.retry_delay.seconds == 20
+    assert len(served.fake.requests) == sent, "nothing was sent upstream"
+    state = await served.harness.ledger.state("acme")
+    assert state.limits[0].reserved_micros == 0
+
+
+async def test_the_callers_own_deadline_does_not_count_against_the_model(
+    served: Served,
+) -> None:
+    for _ in range(3):
+        served.fake.script(Hang())
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await served.harness.router.Complete(
+                user_request("hi", model="fast-1"), metadata=AUTH, timeout=0.3
+            )
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    assert all((await served.health()).values())
+    assert served.circuit_events() == []
