@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,11 +23,20 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from fareway.config.schema import CircuitBreakerSettings, FarewayConfig
 from fareway.core.clock import ManualClock
+from fareway.server.reload import Reloader
 from fareway.telemetry import names
 from fareway.telemetry.setup import Telemetry
 from fareway.v1 import router_pb2
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, Hang, HttpError
-from tests.server.harness import TENANT_KEY, Harness, make_config, metadata, user_request
+from tests.server.harness import (
+    CONFIG_TEMPLATE,
+    ENV,
+    TENANT_KEY,
+    Harness,
+    make_config,
+    metadata,
+    user_request,
+)
 from tests.server.status_details import detail
 
 AUTH = metadata(TENANT_KEY)
@@ -354,3 +364,31 @@ async def test_the_callers_own_deadline_does_not_count_against_the_model(
 
     assert all((await served.health()).values())
     assert served.circuit_events() == []
+
+
+async def test_a_reload_keeps_the_breaker_and_its_open_circuits(
+    served: Served, tmp_path: Path
+) -> None:
+    served.fake.script(HttpError(500, "api_error"), Answer(), HttpError(500, "api_error"), Answer())
+    await served.complete()
+    await served.complete()
+    before = served.harness.running.runtime
+    text = CONFIG_TEMPLATE.format(
+        provider="upstream",
+        base_url=served.fake.base_url,
+        day_cap_usd=100,
+        fast_context_window=200_000,
+        requests_per_minute=10_000,
+    )
+    path = tmp_path / "fareway.yaml"
+    path.write_text(text + f"circuit_breaker: {BREAKER.model_dump()}\n")
+
+    assert await Reloader(served.harness.running.serving, str(path), ENV, "127.0.0.1").reload()
+
+    after = served.harness.running.runtime
+    assert after is not before
+    assert after.circuit_breaker is before.circuit_breaker
+    assert after.router.breaker is before.circuit_breaker
+    assert not (await served.health())["fast-1"]
+    skipped = await served.complete()
+    assert candidates(skipped)["fast-1"] == "circuit open until 2026-01-15T12:00:30Z"
