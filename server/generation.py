@@ -9,6 +9,12 @@ dies mid-stream still has that much billed.
 With the ledger unreachable nothing streams unbilled: admission, the hold and the budget
 check come before the first event and raise LedgerUnavailable; a settle that fails after the
 text went out is retried in the background by the ledger wrapper (`ledger_health.py`).
+
+Each attempt is first admitted by the circuit breaker (`routing.breaker`): a candidate whose
+circuit opened since the decision is skipped like a failure before its first token, with a
+`fallback`. An attempt's first token must come within its provider's `first_token_timeout_s`.
+Every finished attempt is fed to the breaker in `_observe`; a transition it causes is traced on
+the request's route span, counted and logged.
 """
 
 from __future__ import annotations
