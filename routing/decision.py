@@ -1,9 +1,10 @@
-"""A routing decision: the chosen model, the ranked alternatives, and why others were left out."""
+"""A routing decision: the chosen model, the ranked alternatives, why others were left out, and
+the plan the engine follows when an attempt fails (`Plan`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.request import RouteRequest
@@ -19,11 +20,38 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Plan:
+    """What the engine does beyond the first model, decided once by routing (a plan is data:
+    the engine follows it and never asks which strategy made it).
+
+    `fallbacks`: the models to try, in order, when an attempt fails before its first token (at
+    most `max_attempts - 1`). `escalations` (the cascade's ladder of stronger models) and
+    `hedge` (the model a late first token is hedged on) are reserved for the cascade and hedge
+    policies: no router fills them yet, so they stay empty and the engine ignores them.
+    """
+
+    fallbacks: tuple[ModelSpec, ...] = ()
+    escalations: tuple[ModelSpec, ...] = ()
+    hedge: ModelSpec | None = None
+
+    @classmethod
+    def fallback_order(cls, ranked: Sequence[Candidate], max_attempts: int) -> Plan:
+        """The plan of a ranking: the candidates after the first, up to `max_attempts - 1`."""
+        return cls(fallbacks=tuple(c.model for c in ranked[1:max_attempts]))
+
+    def reranked(self, ranked: Sequence[Candidate]) -> Plan:
+        """This plan for a decision re-ranked after routing (the budget's downgrade): as many
+        fallbacks as before, taken from the new order after its first model."""
+        return replace(self, fallbacks=tuple(c.model for c in ranked[1 : 1 + len(self.fallbacks)]))
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the router decided for one request.
 
-    `ranked` holds the eligible models, preferred first: `ranked[0]` answers and the rest are
-    the fallback order. `excluded` holds the others with their reasons.
+    `ranked` holds the eligible models, preferred first: `ranked[0]` answers. `excluded` holds
+    the others with their reasons. `plan` says what to do when an attempt fails; whoever
+    re-ranks a decision rebuilds it (`Plan.reranked`), so the two always agree.
     """
 
     request: RouteRequest
@@ -33,6 +61,7 @@ class Decision:
     excluded: tuple[Candidate, ...]
     prompt_tokens: int
     signals: Mapping[str, float] = field(default_factory=dict)
+    plan: Plan = field(default_factory=Plan)
 
     @property
     def model(self) -> ModelSpec:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from fareway.core.errors import FarewayError, FieldViolation, InvalidRequest, NoModelFits
 from fareway.routing.breaker import CircuitBreaker, CircuitOpen
 from fareway.routing.catalog import Catalog, ModelSpec
-from fareway.routing.decision import Candidate, Decision, estimate_cost_micros
+from fareway.routing.decision import Candidate, Decision, Plan, estimate_cost_micros
 from fareway.routing.features import Features, extract_features, is_large
 from fareway.routing.latency import LatencyStats
 from fareway.routing.request import Hints, RouteRequest
@@ -90,11 +90,15 @@ class Router:
         strategies: Mapping[str, Strategy],
         latency: LatencyStats | None = None,
         breaker: CircuitBreaker | None = None,
+        max_attempts: int = 3,
     ) -> None:
+        """`max_attempts` bounds each decision's plan: the chosen model plus that many minus
+        one fallbacks."""
         self.catalog = catalog
         self.strategies = dict(strategies)
         self.latency = latency or LatencyStats()
         self.breaker = breaker  # None: no circuit breaking (routing unit tests)
+        self.max_attempts = max_attempts
 
     async def decide(self, request: RouteRequest, policy: TenantPolicy) -> Decision:
         """Choose a model for this request, or raise InvalidRequest / NoModelFits saying why
@@ -119,14 +123,16 @@ class Router:
                 raise screening.refusal(self.catalog.models)
             strategy = self.strategies[strategy_name]
             ranking = await strategy.rank(request, features, screening.eligible)
+        ranked = tuple(Candidate(s.model, s.score) for s in ranking.ranked)
         return Decision(
             request=request,
             strategy=strategy_name,
             reason=ranking.reason,
-            ranked=tuple(Candidate(s.model, s.score) for s in ranking.ranked),
+            ranked=ranked,
             excluded=tuple(screening.excluded),
             prompt_tokens=features.prompt_tokens,
             signals=dict(ranking.signals),
+            plan=Plan.fallback_order(ranked, self.max_attempts),
         )
 
     def violations(

@@ -58,16 +58,19 @@ def _above_soft_fraction(state: LimitState) -> bool:
 
 
 def _lead_with(decision: Decision, model: ModelSpec, why: str, only: bool = False) -> Decision:
-    """`model` first, the others after it in their order (or excluded, with `only`)."""
+    """`model` first, the others after it in their order (or excluded, with `only`); the plan
+    is rebuilt from the new order, so its fallbacks never name an excluded model."""
     lead = [c for c in decision.ranked if c.model is model]
     rest = [c for c in decision.ranked if c.model is not model]
     excluded = decision.excluded
     if only:
         excluded = (*excluded, *(Candidate(c.model, excluded_reason=why) for c in rest))
         rest = []
+    ranked = (*lead, *rest)
     return replace(
         decision,
-        ranked=(*lead, *rest),
+        ranked=ranked,
+        plan=decision.plan.reranked(ranked),
         excluded=excluded,
         reason=f"{decision.reason}; {why}",
         signals={**decision.signals, "budget.downgraded": 1.0},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing, nullcontext
 from dataclasses import replace
 from functools import partial
@@ -15,7 +15,7 @@ from fareway.routing.decision import Decision
 from fareway.server.auth import current_principal
 from fareway.server.budget_policy import apply_budget
 from fareway.server.convert import decode_request, encode_decision, encode_model, encode_usage
-from fareway.server.generation import (
+from fareway.server.engine.events import (
     Billed,
     Delta,
     Escalated,
@@ -43,39 +43,49 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     ) -> None:
         # Written with context.write rather than as an async generator: grpc cancels the
         # handler's task when the caller goes away, and only a coroutine receives that
-        # cancellation inside its own frames, where it closes the stream and settles the bill.
-        # An async generator paused at a yield would be left for the garbage collector.
-        async with aclosing(self._events(request, context)) as events:
-            async for event in events:
-                await context.write(event)
+        # cancellation inside its own frames, where it closes the run (cancelling its attempt)
+        # and waits for the bill to settle. An async generator paused at a yield would be left
+        # for the garbage collector.
+        await self._stream(request, context, context.write)
 
-    async def _events(
+    async def Complete(
         self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncGenerator[router_pb2.GenerateEvent, None]:
-        """Generate's events, as Generate writes them and Complete collects them."""
+    ) -> router_pb2.CompleteResponse:
+        events: list[router_pb2.GenerateEvent] = []
+
+        async def keep(event: router_pb2.GenerateEvent) -> None:
+            events.append(event)
+
+        await self._stream(request, context, keep)
+        return collect_reply(events)
+
+    async def _stream(
+        self,
+        request: router_pb2.GenerateRequest,
+        context: grpc.aio.ServicerContext,
+        write: Callable[[router_pb2.GenerateEvent], Awaitable[None]],
+    ) -> None:
+        """Decide, run, and `write` each event as Generate sends it (Complete collects them).
+
+        This loop is the second and last async frame a text delta crosses on its way from the
+        provider (the attempt task's is the first; see server/engine/engine.py)."""
         started = self._rt.clock.monotonic()
         tracing = self._rt.telemetry.tracing
         try:
             with tracing.route_span(current_principal.get().tenant) as span:
                 decision = await self._decide(request)
                 rate = self._rt.rates[decision.request.tenant]
-                events = self._rt.generation.run(
+                trace_id = trace_id_hex(span)
+                run = self._rt.generation.run(
                     decision, started, rate, span, context.time_remaining()
                 )
-                async with aclosing(events) as stream:
-                    async for event in stream:
+                async with aclosing(run) as events:
+                    async for event in events:
                         if isinstance(event, Routed):
                             tracing.record_decision(span, decision, event.budget_remaining_micros)
-                        yield encode_event(event, trace_id_hex(span))
+                        await write(encode_event(event, trace_id))
         except FarewayError as error:
             await abort(context, error, self._rt.clock.now())
-
-    async def Complete(
-        self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
-    ) -> router_pb2.CompleteResponse:
-        async with aclosing(self._events(request, context)) as stream:
-            events = [event async for event in stream]
-        return collect_reply(events)
 
     async def Route(
         self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
-
-import pytest
 
 from fareway.budgets.pricing import Price
 from fareway.core.clock import ManualClock
 from fareway.core.errors import ProviderTimeout
 from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.decision import Candidate, Decision
-from fareway.routing.request import ChatMessage, Role, RouteRequest
-from fareway.server.attempt import Attempt
+from fareway.routing.request import ChatMessage, Role
+from fareway.server.engine.attempt import AttemptJob, AttemptResult, Meter, run_attempt
+from fareway.server.engine.events import Delta
 
 MODEL = ModelSpec(
     id="fast-1",
@@ -62,58 +59,55 @@ class Paced:
         return None
 
 
-def attempt() -> Attempt:
-    request = RouteRequest(
-        messages=(ChatMessage(Role.USER, "hi"),), max_tokens=100, tenant="acme", request_id="r"
-    )
-    decision = Decision(request, "pin", "test", (Candidate(MODEL, 1.0),), (), prompt_tokens=1)
-    return Attempt(MODEL, decision, ManualClock())
+async def run(
+    provider: Paced, timeout_s: float | None, first_token_timeout_s: float | None
+) -> tuple[AttemptResult, list[str]]:
+    """One attempt of fast-1 on `provider`: its result and the pieces it sent."""
+    sent: list[str] = []
 
+    async def send(delta: Delta) -> None:
+        sent.append(delta.text)
 
-async def collect(
-    a: Attempt, provider: Paced, timeout_s: float | None, first_token_timeout_s: float | None
-) -> list[str]:
-    async with aclosing(a.stream(provider, timeout_s, first_token_timeout_s)) as pieces:
-        return [piece async for piece in pieces]
+    call = ProviderCall(MODEL, "", (ChatMessage(Role.USER, "hi"),), 100, timeout_s)
+    job = AttemptJob(call, prompt_tokens=1, first_token_timeout_s=first_token_timeout_s)
+    result = await run_attempt(job, provider, ManualClock(), send, Meter(MODEL, 1), lambda: None)
+    return result, sent
 
 
 async def test_no_first_token_in_time_is_a_provider_timeout_and_closes_the_stream() -> None:
     provider = Paced([30.0])
-    a = attempt()
 
-    with pytest.raises(ProviderTimeout) as caught:
-        await collect(a, provider, None, 0.1)
+    result, _ = await run(provider, None, 0.1)
 
-    assert str(caught.value) == "no first token within 0.1 s"
-    assert caught.value.model == "fast-1"
+    assert isinstance(result.error, ProviderTimeout)
+    assert str(result.error) == "no first token within 0.1 s"
+    assert result.error.model == "fast-1"
     assert provider.closed
-    assert a.first_token_at is None
-    assert not a.out_of_time, "the provider's limit, so it counts against the model"
+    assert result.first_token_at is None
+    assert not result.out_of_time, "the provider's limit, so it counts against the model"
 
 
 async def test_the_limit_is_on_the_first_token_only() -> None:
-    pieces = await collect(attempt(), Paced([0.0, 0.3, 0.0]), None, 0.1)
+    result, pieces = await run(Paced([0.0, 0.3, 0.0]), None, 0.1)
 
     assert pieces == ["p0 ", "p1 ", "p2 "]
+    assert result.error is None
+    assert result.stop_reason == "end_turn"
 
 
 async def test_without_a_limit_a_slow_first_token_is_waited_for() -> None:
-    assert await collect(attempt(), Paced([0.2]), None, None) == ["p0 "]
+    assert (await run(Paced([0.2]), None, None))[1] == ["p0 "]
 
 
 async def test_a_timeout_once_the_calls_deadline_passed_is_the_callers() -> None:
-    a = attempt()
+    result, _ = await run(Paced([], timeout_after_s=0.25), 0.2, None)
 
-    with pytest.raises(ProviderTimeout):
-        await collect(a, Paced([], timeout_after_s=0.25), 0.2, None)
-
-    assert a.out_of_time
+    assert isinstance(result.error, ProviderTimeout)
+    assert result.out_of_time
 
 
 async def test_a_timeout_well_within_the_calls_deadline_is_the_providers() -> None:
-    a = attempt()
+    result, _ = await run(Paced([], timeout_after_s=0.05), 10.0, None)
 
-    with pytest.raises(ProviderTimeout):
-        await collect(a, Paced([], timeout_after_s=0.05), 10.0, None)
-
-    assert not a.out_of_time
+    assert isinstance(result.error, ProviderTimeout)
+    assert not result.out_of_time

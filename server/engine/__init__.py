@@ -1,0 +1,10 @@
+"""The request engine: one request's attempts as tasks against one bill, following the plan.
+
+- `engine.py`   the runner: holds, runs attempts, follows the policies, settles.
+- `attempt.py`  one attempt as a task, ending in a frozen `AttemptResult`.
+- `channel.py`  the bounded channel that carries events to the servicer.
+- `bill.py`     one bill per request: hold, record each attempt once, settle once.
+- `fallback.py` the fallback policy over the plan's fallback order.
+- `observe.py`  what attempts and bills tell telemetry, the latency record and the breaker.
+- `events.py`   the events the servicer encodes.
+"""
