@@ -1,0 +1,122 @@
+"""An engine wired to the scripted provider, a memory ledger and a manual clock, for
+in-process policy tests: no server, no network, no sleeping on the injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import INVALID_SPAN
+
+from fareway.budgets.ledger import Limit, RateLimit
+from fareway.budgets.memory import MemoryLedger
+from fareway.budgets.pricing import Price
+from fareway.budgets.windows import Window
+from fareway.core.clock import ManualClock
+from fareway.core.errors import FarewayError
+from fareway.providers.base import ProviderCall
+from fareway.routing.breaker import CircuitBreaker
+from fareway.routing.catalog import ModelSpec
+from fareway.routing.decision import Candidate, Decision, Plan
+from fareway.routing.latency import LatencyStats
+from fareway.routing.request import ChatMessage, Role, RouteRequest
+from fareway.server.engine.engine import Engine, Run
+from fareway.server.engine.events import Billed, GenerationEvent
+from fareway.telemetry.setup import Telemetry
+from tests.fakes.scripted import Script, ScriptedProvider, model
+
+TENANT = "acme"
+PROMPT_TOKENS = 10
+MAX_TOKENS = 100
+CAP_MICROS = 1_000_000
+
+FAST = model("fast")
+# Five times fast's prices: a budget that covers fast need not cover these.
+STRONG = replace(model("strong", tier="powerful"), price=Price(5_000_000, 25_000_000))
+SPARE = replace(model("spare", tier="balanced"), price=Price(5_000_000, 25_000_000))
+
+
+@dataclass
+class Rig:
+    """One engine and what it runs against."""
+
+    provider: ScriptedProvider
+    ledger: MemoryLedger
+    clock: ManualClock
+    engine: Engine
+    breaker: CircuitBreaker
+    called: Mapping[str, asyncio.Event] = field(default_factory=dict)
+    """Set, by model id, when that model receives its first call."""
+
+    def run(self, decision: Decision, timeout_s: float | None = None) -> Run:
+        started = self.clock.monotonic()
+        return self.engine.run(decision, started, RateLimit(), INVALID_SPAN, timeout_s)
+
+    async def play(
+        self, decision: Decision, timeout_s: float | None = None
+    ) -> tuple[list[GenerationEvent], FarewayError | None]:
+        """Every event of one request, and the error it ended with (None: it answered)."""
+        events: list[GenerationEvent] = []
+        try:
+            async with aclosing(self.run(decision, timeout_s)) as stream:
+                async for event in stream:
+                    events.append(event)
+        except FarewayError as error:
+            return events, error
+        return events, None
+
+    async def figures(self) -> tuple[int, int]:
+        """(spent, reserved) micro-USD of the tenant's day window."""
+        [day] = (await self.ledger.state(TENANT)).limits
+        return day.spent_micros, day.reserved_micros
+
+
+async def rig(scripts: Mapping[str, Sequence[Script]], cap_micros: int = CAP_MICROS) -> Rig:
+    """An engine whose models play `scripts` (per model id, in call order; a call beyond them
+    fails the test)."""
+    clock = ManualClock()
+    queues = {model_id: list(plays) for model_id, plays in scripts.items()}
+    called = {model_id: asyncio.Event() for model_id in (FAST.id, STRONG.id, SPARE.id)}
+
+    def next_script(call: ProviderCall) -> Script:
+        called[call.model.id].set()
+        queue = queues.get(call.model.id)
+        if not queue:
+            raise AssertionError(f"unexpected call to model {call.model.id!r}")
+        return queue.pop(0)
+
+    provider = ScriptedProvider(next_script, clock=clock)
+    ledger = MemoryLedger(clock, hold_ttl_s=60)
+    await ledger.configure(TENANT, [Limit(Window.DAY, cap_micros)])
+    telemetry = Telemetry.from_providers(
+        TracerProvider(), MeterProvider([InMemoryMetricReader()]), False
+    )
+    breaker = CircuitBreaker(clock)
+    engine = Engine(
+        {"scripted": provider},
+        ledger,
+        clock,
+        LatencyStats(),
+        telemetry,
+        breaker=breaker,
+    )
+    return Rig(provider, ledger, clock, engine, breaker, called)
+
+
+def decide(*models: ModelSpec) -> Decision:
+    """A decision for the first model, the others as the plan's fallback order."""
+    request = RouteRequest((ChatMessage(Role.USER, "hi"),), MAX_TOKENS, TENANT, "req-1")
+    ranked = tuple(Candidate(m, 1.0) for m in models)
+    return Decision(
+        request, "rules", "test", ranked, (), PROMPT_TOKENS, plan=Plan(fallbacks=models[1:])
+    )
+
+
+def billed(events: Sequence[GenerationEvent]) -> int:
+    """The micro-USD of every usage event."""
+    return sum(e.usage.cost_micros for e in events if isinstance(e, Billed))
