@@ -1,14 +1,20 @@
 """The channel that carries one request's events from the engine's tasks to the servicer.
 
-A bounded queue: a writer that gets ahead of the caller waits (back-pressure reaches the
-provider's stream as it did when the stream was pulled), and the reader ends either at `close`
-or with the error the writer closed it with. One reader; writers are the request's tasks, in
-the order the engine lets them write (an attempt's text, then the engine's events about it).
+Bounded: a writer that gets ahead of the caller by `size` events waits (back-pressure reaches
+the provider's stream as it did when the stream was pulled), and the reader ends either at
+`close` or with the error the writer closed it with. One reader; the writers are the
+request's tasks, in the order the engine lets them write (an attempt's text, then the engine's
+events about it).
+
+A deque and at most one waiting future per side rather than an asyncio.Queue: every piece of
+text crosses here, and the common case (room to write, an event to read) touches no future
+at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass
 
 from fareway.server.engine.events import GenerationEvent
@@ -25,25 +31,60 @@ class Channel:
     """Events in, events out, then the end (or an error)."""
 
     def __init__(self, size: int = CHANNEL_SIZE) -> None:
-        self._queue: asyncio.Queue[GenerationEvent | _Closed] = asyncio.Queue(size)
-        self._closed = False
+        self._size = size
+        self._items: deque[GenerationEvent | _Closed] = deque()
+        self._reader: asyncio.Future[None] | None = None  # the reader, waiting for an event
+        self._writers: deque[asyncio.Future[None]] = deque()  # writers waiting for room
+        self._ended = False
 
     async def send(self, event: GenerationEvent) -> None:
         """Put one event, waiting while the reader is `size` events behind."""
-        await self._queue.put(event)
+        await self._put(event)
 
     async def close(self, error: BaseException | None = None) -> None:
         """End the stream; the reader raises `error` when one is given."""
-        await self._queue.put(_Closed(error))
+        await self._put(_Closed(error))
 
     async def receive(self) -> GenerationEvent:
         """The next event; StopAsyncIteration at the end, or the error it was closed with."""
-        if self._closed:
-            raise StopAsyncIteration
-        item = await self._queue.get()
+        while not self._items:
+            if self._ended:
+                raise StopAsyncIteration
+            self._reader = asyncio.get_running_loop().create_future()
+            try:
+                await self._reader
+            finally:
+                self._reader = None
+        item = self._items.popleft()
+        if self._writers:
+            self._wake_writer()
         if isinstance(item, _Closed):
-            self._closed = True
+            self._ended = True
             if item.error is not None:
                 raise item.error
             raise StopAsyncIteration
         return item
+
+    async def _put(self, item: GenerationEvent | _Closed) -> None:
+        while len(self._items) >= self._size:
+            waiter = asyncio.get_running_loop().create_future()
+            self._writers.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._writers:
+                    self._writers.remove(waiter)
+                elif len(self._items) < self._size:
+                    self._wake_writer()  # it was woken, but will not write: pass the turn on
+                raise
+        self._items.append(item)
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    def _wake_writer(self) -> None:
+        while self._writers:
+            waiter = self._writers.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return

@@ -27,15 +27,15 @@ Frames on the common path (no fallback), counted as issue 9 counts them: the asy
 receive a provider event and pass it on, after the provider's own generator. There are two:
 the attempt task's loop (`attempt.run_attempt`: reads the provider, sends the piece on the
 channel) and the servicer's write loop (`router_service.RouterService._stream`: takes it from
-the channel, encodes it, writes it). `Run.__anext__` is the channel's `receive` called by that
-loop, not a frame the event is yielded through.
+the channel, encodes it, writes it). `Run.__anext__` is a plain method that hands that loop
+the channel's `receive` to await, not a frame the event passes through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 
 from opentelemetry.trace import Span
@@ -168,13 +168,15 @@ class Run:
     def __aiter__(self) -> Run:
         return self
 
-    async def __anext__(self) -> GenerationEvent:
+    def __anext__(self) -> Coroutine[None, None, GenerationEvent]:
+        # Not a coroutine of its own: the channel's receive is what the caller awaits, so no
+        # frame is added on the way to the writer.
         if self._driver is None:
             loop = asyncio.get_running_loop()
             if self._timeout_s is not None:
                 self._deadline = loop.time() + self._timeout_s
             self._driver = asyncio.create_task(self._main())
-        return await self._channel.receive()
+        return self._channel.receive()
 
     async def aclose(self) -> None:
         """Stop the request (cancelling its driver and so its attempt) and wait until it has

@@ -1,6 +1,6 @@
 """The engine under the fallback policy, in process, against the scripted provider: each way a
-request can end gives the events API.md names, leaves nothing reserved and bills exactly what
-the attempts used."""
+request can end gives the events and status the README names, leaves nothing reserved and bills
+exactly what the attempts used."""
 
 from __future__ import annotations
 
