@@ -51,10 +51,9 @@ from fareway.routing.router import TenantPolicy
 from fareway.server.app import RunningServer, start_server
 from fareway.server.convert import decode_request
 from fareway.server.runtime import build_runtime
-from fareway.telemetry import names
 from fareway.telemetry.metrics import Metrics
 from fareway.telemetry.setup import INSTRUMENTATION_NAME, Telemetry, configure_telemetry
-from fareway.telemetry.tracing import Tracing, record_event
+from fareway.telemetry.tracing import Tracing, record_budget_hold, record_budget_settle
 from fareway.v1 import router_pb2, router_pb2_grpc
 
 MODES = ("noop", "untraced", "traced")
@@ -306,7 +305,7 @@ def _one_request_of_spans(tracing: Tracing, decision: Decision, metadata: dict[s
         tracing.server_span("/fareway.v1.RouterService/Generate", metadata),
         tracing.route_span("bench") as route,
     ):
-        record_event(route, names.EVENT_BUDGET_HOLD, {names.AMOUNT: estimate})
+        record_budget_hold(route, estimate)
         tracing.record_decision(route, decision, 10**9)
         messages = decision.request.messages
         with tracing.attempt_span(
@@ -320,7 +319,7 @@ def _one_request_of_spans(tracing: Tracing, decision: Decision, metadata: dict[s
                 stop_reason="end_turn",
                 response_id="msg_0123456789",
             )
-        record_event(route, names.EVENT_BUDGET_SETTLE, {names.AMOUNT: estimate // 2})
+        record_budget_settle(route, estimate // 2)
 
 
 async def measure(options: Options) -> dict[int, dict[str, list[Result]]]:

@@ -165,6 +165,25 @@ def record_event(span: Span, name: str, attributes: Mapping[str, AttributeValue]
     span.add_event(name, attributes)
 
 
+def record_fallback(span: Span, from_model: str, to_model: str, error: str) -> None:
+    """An attempt failed before its first token and `to_model` takes over."""
+    record_event(
+        span,
+        names.EVENT_FALLBACK,
+        {names.FROM_MODEL: from_model, names.TO_MODEL: to_model, names.ERROR: error},
+    )
+
+
+def record_budget_hold(span: Span, amount_micros: int) -> None:
+    """The request's hold was taken, or re-targeted for another attempt."""
+    record_event(span, names.EVENT_BUDGET_HOLD, {names.AMOUNT: amount_micros})
+
+
+def record_budget_settle(span: Span, cost_micros: int) -> None:
+    """The request's hold was settled to what its attempts cost."""
+    record_event(span, names.EVENT_BUDGET_SETTLE, {names.AMOUNT: cost_micros})
+
+
 def record_circuit_transition(span: Span, transition: Transition) -> None:
     """A model's circuit changed state because of this request (its failure opened it, its
     attempt became the probe, the probe's outcome closed or reopened it): an event on the

@@ -25,9 +25,14 @@ from fareway.routing.latency import LatencyStats
 from fareway.routing.request import ChatMessage
 from fareway.server.engine.attempt import AttemptResult
 from fareway.server.engine.events import AttemptUsage
-from fareway.telemetry import names
 from fareway.telemetry.setup import Telemetry
-from fareway.telemetry.tracing import mark_failed, record_circuit_transition, record_event
+from fareway.telemetry.tracing import (
+    mark_failed,
+    record_budget_hold,
+    record_budget_settle,
+    record_circuit_transition,
+    record_fallback,
+)
 
 # The request life's logger keeps the name it had before the engine moved here, so logging
 # configurations that single out circuit transitions go on working.
@@ -121,22 +126,18 @@ class Observer:
 
     def fallback(self, route_span: Span, from_model: str, to_model: str, error: str) -> None:
         """A fallback was taken: a span event and a count."""
-        record_event(
-            route_span,
-            names.EVENT_FALLBACK,
-            {names.FROM_MODEL: from_model, names.TO_MODEL: to_model, names.ERROR: error},
-        )
+        record_fallback(route_span, from_model, to_model, error)
         self._telemetry.metrics.record_fallback(from_model, to_model)
 
     def held(self, route_span: Span, amount_micros: int) -> None:
         """The request's hold was taken or re-targeted."""
-        record_event(route_span, names.EVENT_BUDGET_HOLD, {names.AMOUNT: amount_micros})
+        record_budget_hold(route_span, amount_micros)
 
     def settled(
         self, route_span: Span, tenant: str, cost_micros: int, attempts: tuple[AttemptUsage, ...]
     ) -> None:
         """The request's hold was settled: a span event, and each attempt's cost counted."""
-        record_event(route_span, names.EVENT_BUDGET_SETTLE, {names.AMOUNT: cost_micros})
+        record_budget_settle(route_span, cost_micros)
         for usage in attempts:
             self._telemetry.metrics.record_cost(tenant, usage.model, usage.cost_micros)
 
