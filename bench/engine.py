@@ -2,7 +2,7 @@
 
 The engine and the servicer's encoding run in-process, without gRPC, on the real runtime
 (`build_runtime`) with its models served by `sim` at zero latency: N requests, each decided
-once by the router, then streamed with `Generation.run` and every event encoded as the
+once by the router, then streamed with `Engine.run` and every event encoded as the
 servicer encodes it (`encode_event`). What is left is the engine's own work per stream: the
 hold, the attempt, the text's way to the writer, the usage and the settle. Tracing and metrics
 go to SDK providers that export nothing, as in production without OTEL_* variables.

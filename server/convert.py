@@ -16,7 +16,7 @@ from fareway.core.errors import FieldViolation, InvalidRequest
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Candidate, Decision
 from fareway.routing.request import ChatMessage, Hints, Role, RouteRequest
-from fareway.server.attempt import AttemptUsage
+from fareway.server.engine.events import AttemptUsage
 from fareway.v1 import budget_pb2, router_pb2
 
 MAX_REQUEST_ID_LENGTH = 128

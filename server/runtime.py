@@ -18,7 +18,7 @@ from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.latency import LatencyStats
 from fareway.routing.router import Router, TenantPolicy
 from fareway.server.auth import KeyRing, Principal
-from fareway.server.generation import Generation
+from fareway.server.engine.engine import Engine
 from fareway.server.ledger_health import LedgerHealth
 from fareway.telemetry.setup import Telemetry, configure_telemetry
 
@@ -33,7 +33,7 @@ class Runtime:
     router: Router
     providers: dict[str, Provider]
     ledger: Ledger
-    generation: Generation
+    generation: Engine
     keys: KeyRing
     policies: dict[str, TenantPolicy]
     rates: dict[str, RateLimit]
@@ -141,7 +141,7 @@ def assemble_runtime(
         router=Router(catalog, strategies, latency, breaker, config.server.max_attempts),
         providers=providers,
         ledger=ledger,
-        generation=Generation(
+        generation=Engine(
             providers,
             ledger,
             clock,

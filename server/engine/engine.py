@@ -23,6 +23,17 @@ Shape of a run (`Engine.run` returns a `Run`, which the servicer iterates):
   cancelled, so it closes the run) therefore cancels the attempt, whose provider call is closed
   with it; what was streamed is billed and nothing stays reserved.
 
+- While text streams, the usage so far is checkpointed into the hold (`server/checkpoints.py`),
+  so a process that dies mid-stream still has that much billed. With the ledger unreachable
+  nothing streams unbilled: admission, the hold and the budget check come before the first
+  event and raise LedgerUnavailable; a settle that fails after the text went out is retried in
+  the background by the ledger wrapper (`server/ledger_health.py`).
+- Each attempt is first admitted by the circuit breaker (`routing.breaker`): a candidate whose
+  circuit opened since the decision is skipped like a failure before its first token, with a
+  `fallback`. An attempt's first token must come within its provider's `first_token_timeout_s`.
+  Every finished attempt is fed to the breaker (`observe.py`); a transition it causes is
+  traced on the request's route span, counted and logged.
+
 Frames on the common path (no fallback), counted as issue 9 counts them: the async frames that
 receive a provider event and pass it on, after the provider's own generator. There are two:
 the attempt task's loop (`attempt.run_attempt`: reads the provider, sends the piece on the

@@ -36,7 +36,7 @@ from fareway.telemetry.tracing import (
 
 # The request life's logger keeps the name it had before the engine moved here, so logging
 # configurations that single out circuit transitions go on working.
-log = logging.getLogger("fareway.server.generation")
+log = logging.getLogger(__name__)
 
 
 class Observer:

@@ -20,8 +20,15 @@ from fareway.client import (
     Usage,
     convert,
 )
-from fareway.server.attempt import AttemptUsage
-from fareway.server.generation import Billed, Delta, Escalated, Finished, GenerationEvent, Hedged
+from fareway.server.engine.events import (
+    AttemptUsage,
+    Billed,
+    Delta,
+    Escalated,
+    Finished,
+    GenerationEvent,
+    Hedged,
+)
 from fareway.server.router_service import encode_event
 from tests.client.conftest import ServerThread
 from tests.server.harness import TENANT_KEY, Harness

@@ -1,4 +1,4 @@
-"""Documents in the repository cite only what is in it: every `NAME.md` and `NAME.proto` that a
+"""Documents in the repository cite only what is in it: every Markdown or .proto file that a
 tracked file mentions is a tracked file too. A reader who follows a citation finds the page."""
 
 from __future__ import annotations

@@ -304,7 +304,7 @@ async def until(condition: Callable[[], bool]) -> None:
 async def test_each_transition_is_one_log_line(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="fareway.server.generation")
+    caplog.set_level(logging.INFO, logger="fareway.server.engine.observe")
     served.fake.script(HttpError(500, "api_error"), Answer(), HttpError(500, "api_error"), Answer())
     await served.complete()
     await served.complete()

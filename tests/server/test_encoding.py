@@ -16,8 +16,8 @@ import pytest
 from fareway.config.loader import load_config
 from fareway.routing.decision import Candidate, Decision
 from fareway.routing.request import ChatMessage, Role, RouteRequest
-from fareway.server.attempt import AttemptUsage
-from fareway.server.generation import (
+from fareway.server.engine.events import (
+    AttemptUsage,
     Billed,
     Delta,
     Escalated,
@@ -35,13 +35,13 @@ ONEOF = {f.name for f in router_pb2.GenerateEvent.DESCRIPTOR.oneofs_by_name["eve
 
 
 class ScriptedGeneration:
-    """Stands in for `Generation`: yields Routed with the real decision, then `events`."""
+    """Stands in for the engine: yields Routed with the real decision, then `events`."""
 
     def __init__(self, events: Sequence[GenerationEvent]) -> None:
         self._events = events
 
     async def run(self, decision: Decision, *args: Any) -> AsyncGenerator[GenerationEvent, None]:
-        """Generation.run's shape; the budget, clock and span arguments are not needed."""
+        """Engine.run's shape; the budget, clock and span arguments are not needed."""
         yield Routed(decision, None)
         for event in self._events:
             yield event
