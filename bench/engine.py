@@ -29,37 +29,16 @@ from pathlib import Path
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
+from sim_config import sim_config  # this folder: see sim_config's docstring
 
 import fareway.server
 from fareway.budgets.ledger import RateLimit
-from fareway.config.loader import parse_config
 from fareway.core.clock import SystemClock
 from fareway.routing.request import ChatMessage, Role, RouteRequest
 from fareway.routing.router import TenantPolicy
 from fareway.server.router_service import encode_event
 from fareway.server.runtime import Runtime, build_runtime
 from fareway.telemetry.setup import Telemetry
-
-CONFIG = """
-server: {{max_attempts: 3}}
-ledger: {{type: memory}}
-providers:
-  sim: {{type: sim}}
-models:
-  - {{id: fast-1, provider: sim, provider_model_id: sim-fast, tier: fast,
-      input_usd_per_mtok: 1, output_usd_per_mtok: 5, context_window: 200000,
-      max_output_tokens: 8000, quality: 0.7, sim: {{answer_tokens: {tokens}}}}}
-  - {{id: balanced-1, provider: sim, provider_model_id: sim-balanced, tier: balanced,
-      input_usd_per_mtok: 3, output_usd_per_mtok: 15, context_window: 200000,
-      max_output_tokens: 8000, quality: 0.85, sim: {{answer_tokens: {tokens}}}}}
-strategies:
-  rules: {{type: rules, default_tier: balanced, rules: []}}
-default_strategy: rules
-tenants:
-  bench:
-    api_keys: [{{env: BENCH_KEY}}]
-    budget: [{{window: day, cap_usd: 1000000}}]
-"""
 
 
 async def one_stream(runtime: Runtime, index: int) -> int:
@@ -81,7 +60,7 @@ async def one_stream(runtime: Runtime, index: int) -> int:
 
 async def measure(streams: int, tokens: int, concurrency: int) -> tuple[float, int]:
     """(CPU microseconds per stream, events per stream) for one run on a fresh runtime."""
-    config = parse_config(CONFIG.format(tokens=tokens), "<bench config>")
+    config = sim_config(tokens)
     telemetry = Telemetry.from_providers(TracerProvider(), MeterProvider(), False)
     runtime = await build_runtime(config, SystemClock(), {"BENCH_KEY": "k"}, None, telemetry)
     counts: list[int] = []

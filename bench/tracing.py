@@ -42,8 +42,8 @@ import opentelemetry.sdk.version
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.sdk.metrics import MeterProvider
+from sim_config import sim_config  # this folder: see sim_config's docstring
 
-from fareway.config.loader import parse_config
 from fareway.config.schema import FarewayConfig
 from fareway.core.clock import SystemClock
 from fareway.routing.decision import Decision
@@ -59,27 +59,6 @@ from fareway.v1 import router_pb2, router_pb2_grpc
 MODES = ("noop", "untraced", "traced")
 KEY = "bench-key"
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-CONFIG = """
-server: {{max_attempts: 3, grace_s: 5}}
-ledger: {{type: memory}}
-providers:
-  sim: {{type: sim}}
-models:
-  - {{id: fast-1, provider: sim, provider_model_id: sim-fast, tier: fast,
-      input_usd_per_mtok: 1, output_usd_per_mtok: 5, context_window: 200000,
-      max_output_tokens: 8000, quality: 0.7, sim: {{answer_tokens: {tokens}}}}}
-  - {{id: balanced-1, provider: sim, provider_model_id: sim-balanced, tier: balanced,
-      input_usd_per_mtok: 3, output_usd_per_mtok: 15, context_window: 200000,
-      max_output_tokens: 8000, quality: 0.85, sim: {{answer_tokens: {tokens}}}}}
-strategies:
-  rules: {{type: rules, default_tier: balanced, rules: []}}
-default_strategy: rules
-tenants:
-  bench:
-    api_keys: [{{env: BENCH_KEY}}]
-    budget: [{{window: day, cap_usd: 1000000}}]
-"""
 
 
 @dataclass(frozen=True)
@@ -324,7 +303,7 @@ def _one_request_of_spans(tracing: Tracing, decision: Decision, metadata: dict[s
 
 async def measure(options: Options) -> dict[int, dict[str, list[Result]]]:
     """Every (concurrency, mode) cell, runs interleaved across modes so drift hits all alike."""
-    config = parse_config(CONFIG.format(tokens=options.answer_tokens), "<bench config>")
+    config = sim_config(options.answer_tokens)
     figures: dict[int, dict[str, list[Result]]] = {}
     for concurrency in options.concurrency:
         figures[concurrency] = {mode: [] for mode in options.modes}
@@ -398,7 +377,7 @@ async def main(argv: Sequence[str]) -> None:
     print()
     print(table(figures, options))
     if options.isolated:
-        config = parse_config(CONFIG.format(tokens=options.answer_tokens), "<bench config>")
+        config = sim_config(options.answer_tokens)
         cells = {m: await span_work(config, m, options.isolated) for m in options.modes}
         print()
         print(f"Span work alone, {options.isolated:,} requests' worth per mode:")
