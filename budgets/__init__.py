@@ -5,7 +5,9 @@ Usable on its own: nothing here knows about gRPC, routing or providers.
     ledger.py      the `Ledger` Protocol (the contract), its value types and refusals
     memory.py      MemoryLedger: a dict; tests and single-process use, nothing survives
     sqlite.py      SqliteLedger: the durable embedded default, one WAL file, several processes
+    sqlite_file.py its file: WAL mode, the schema and its migrations, transactions
     redis.py       RedisLedger: several replicas share one ledger, one Lua script per change
+    redis_scripts.py  those Lua scripts
     accounting.py  the bookkeeping all three share: window keys, state figures, refusals
     codec.py       limits as the JSON text the sqlite and redis ledgers store
     processes.py   who owns a SQLite hold and whether that process is gone (crash recovery)

@@ -20,7 +20,8 @@ from fareway.budgets.accounting import epoch_ms
 from fareway.budgets.codec import encode_limits
 from fareway.budgets.ledger import Limit, RateLimit
 from fareway.budgets.processes import ProcessId, is_gone, process_status, this_process
-from fareway.budgets.sqlite import SCHEMA_VERSION, SqliteLedger
+from fareway.budgets.sqlite import SqliteLedger
+from fareway.budgets.sqlite_file import SCHEMA_VERSION
 from fareway.budgets.windows import Window
 from fareway.core.clock import ManualClock
 from fareway.core.errors import RateLimitExceeded
