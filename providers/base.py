@@ -30,13 +30,18 @@ class ProviderCall:
     # with the tail that `assessment.AssessmentParser` strips. Real providers send the call as
     # it is; `sim` writes the tail itself.
     self_assessment: bool = False
+    # A cascade judges the answer by its token log-probabilities: providers that can report
+    # them (OpenAI-compatible) ask for them and put them on each `TextChunk`; others ignore it.
+    logprobs: bool = False
 
 
 @dataclass(frozen=True)
 class TextChunk:
-    """A piece of the answer."""
+    """A piece of the answer, with the natural-log probability of each of its tokens when the
+    call asked for them and the provider reports them (empty otherwise)."""
 
     text: str
+    logprobs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.request import RouteRequest
@@ -19,20 +20,69 @@ class Candidate:
     excluded_reason: str = ""
 
 
+class CascadeMode(StrEnum):
+    """How a cascade shows answers it may still abandon."""
+
+    BUFFERED = "buffered"
+    """No text until an answer is accepted: the caller never sees an abandoned answer."""
+    SPECULATIVE = "speculative"
+    """Text streams at once; an escalation tells the caller to discard what it got."""
+
+
+class ConfidenceSource(StrEnum):
+    """Where a cascade's confidence in an answer comes from."""
+
+    SELF_ASSESSMENT = "self_assessment"
+    """The model ends its answer with `confidence: X` (`providers.assessment`)."""
+    LOGPROBS = "logprobs"
+    """The geometric mean of the answer's token probabilities, from providers that report
+    log-probabilities (OpenAI-compatible servers)."""
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """The cascade (F4): judge each answer's confidence; below `threshold`, escalate to the
+    next model of `ladder` (stronger models, in order; its length is the most escalations)."""
+
+    ladder: tuple[ModelSpec, ...]
+    threshold: float = 0.8
+    mode: CascadeMode = CascadeMode.BUFFERED
+    source: ConfidenceSource = ConfidenceSource.SELF_ASSESSMENT
+
+    def describe(self) -> str:
+        """The ladder in words, for the decision's reason."""
+        if not self.ladder:
+            return "no stronger model to escalate to"
+        steps = ", then ".join(m.id for m in self.ladder)
+        return (
+            f"below confidence {self.threshold:g} ({self.source.value.replace('_', '-')}) it "
+            f"escalates to {steps} ({self.mode.value})"
+        )
+
+
+@dataclass(frozen=True)
+class HedgePlan:
+    """Hedging (F9): when the first attempt's first token has not come `after_ms` after it
+    started, the same request also starts on `model`; the first to answer wins."""
+
+    model: ModelSpec
+    after_ms: int
+
+
 @dataclass(frozen=True)
 class Plan:
     """What the engine does beyond the first model, decided once by routing (a plan is data:
     the engine follows it and never asks which strategy made it).
 
     `fallbacks`: the models to try, in order, when an attempt fails before its first token (at
-    most `max_attempts - 1`). `escalations` (the cascade's ladder of stronger models) and
-    `hedge` (the model a late first token is hedged on) are reserved for the cascade and hedge
-    policies: no router fills them yet, so they stay empty and the engine ignores them.
+    most `max_attempts - 1`). `cascade`: the escalation ladder and how to judge answers (None:
+    the first answer stands). `hedge`: the model a late first token is hedged on (None: no
+    hedging).
     """
 
     fallbacks: tuple[ModelSpec, ...] = ()
-    escalations: tuple[ModelSpec, ...] = ()
-    hedge: ModelSpec | None = None
+    cascade: Cascade | None = None
+    hedge: HedgePlan | None = None
 
     @classmethod
     def fallback_order(cls, ranked: Sequence[Candidate], max_attempts: int) -> Plan:

@@ -35,6 +35,8 @@ class Hints:
     # In the caller's order, so that a problem can name its index (hints.required_capabilities[i]).
     required_capabilities: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    # A cascade's mode for this request: "buffered", "speculative", or "" for the tenant's.
+    cascade_mode: str = ""
 
 
 @dataclass(frozen=True)

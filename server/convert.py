@@ -95,6 +95,7 @@ def _decode_hints(hints: router_pb2.RoutingHints) -> Hints:
         latency_target_ms=hints.latency_target_ms if hints.HasField("latency_target_ms") else None,
         required_capabilities=tuple(hints.required_capabilities),
         labels=dict(hints.labels),
+        cascade_mode=hints.cascade_mode,
     )
 
 

@@ -76,6 +76,9 @@ class Metrics:
         self._escalations = meter.create_counter(
             names.METRIC_ESCALATIONS, unit="{escalation}", description="Cascade escalations"
         )
+        self._hedges = meter.create_counter(
+            names.METRIC_HEDGES, unit="{hedge}", description="Requests hedged on a second model"
+        )
         self._fallbacks = meter.create_counter(
             names.METRIC_FALLBACKS, unit="{fallback}", description="Fallbacks to the next model"
         )
@@ -133,6 +136,12 @@ class Metrics:
     def record_escalation(self, from_model: str, to_model: str) -> None:
         """One cascade escalation."""
         self._escalations.add(1, {names.FROM_MODEL: from_model, names.TO_MODEL: to_model})
+
+    def record_hedge(self, from_model: str, to_model: str, winner: str) -> None:
+        """One hedge: the late model, the model hedged on, and which of them answered."""
+        self._hedges.add(
+            1, {names.FROM_MODEL: from_model, names.TO_MODEL: to_model, names.WINNER: winner}
+        )
 
     def record_cost(self, tenant: str, model: str, cost_micros: int) -> None:
         """Cost billed for one attempt."""

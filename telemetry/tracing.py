@@ -174,6 +174,38 @@ def record_fallback(span: Span, from_model: str, to_model: str, error: str) -> N
     )
 
 
+def record_escalation(
+    span: Span, from_model: str, to_model: str, confidence: float, reason: str
+) -> None:
+    """A cascade judged `from_model`'s answer not confident enough and moved on to
+    `to_model`; `confidence` is what was gated (0 when the answer gave none)."""
+    record_event(
+        span,
+        names.EVENT_ESCALATION,
+        {
+            names.FROM_MODEL: from_model,
+            names.TO_MODEL: to_model,
+            names.CONFIDENCE: confidence,
+            names.REASON: reason,
+        },
+    )
+
+
+def record_hedge(span: Span, from_model: str, to_model: str, after_ms: int, winner: str) -> None:
+    """The first token was late, so the request also ran on `to_model`, started `after_ms`
+    after the first attempt; `winner` answered and the other was cancelled."""
+    record_event(
+        span,
+        names.EVENT_HEDGE,
+        {
+            names.FROM_MODEL: from_model,
+            names.TO_MODEL: to_model,
+            names.AFTER_MS: after_ms,
+            names.WINNER: winner,
+        },
+    )
+
+
 def record_budget_hold(span: Span, amount_micros: int) -> None:
     """The request's hold was taken, or re-targeted for another attempt."""
     record_event(span, names.EVENT_BUDGET_HOLD, {names.AMOUNT: amount_micros})

@@ -24,7 +24,7 @@ async def test_the_plan_is_the_ranking_after_the_first_model(
     decision = await router.decide(make_request(ANALYSIS), policy)
 
     assert decision.plan.fallbacks == tuple(c.model for c in decision.ranked[1:3])
-    assert decision.plan.escalations == ()
+    assert decision.plan.cascade is None
     assert decision.plan.hedge is None
 
 

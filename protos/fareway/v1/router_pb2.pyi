@@ -25,7 +25,7 @@ class Message(_message.Message):
     def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[str] = ...) -> None: ...
 
 class RoutingHints(_message.Message):
-    __slots__ = ("strategy", "step_type", "model", "tier", "max_cost_micros", "latency_target_ms", "required_capabilities", "labels")
+    __slots__ = ("strategy", "step_type", "model", "tier", "max_cost_micros", "latency_target_ms", "required_capabilities", "labels", "cascade_mode")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class RoutingHints(_message.Message):
     LATENCY_TARGET_MS_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    CASCADE_MODE_FIELD_NUMBER: _ClassVar[int]
     strategy: str
     step_type: str
     model: str
@@ -49,7 +50,8 @@ class RoutingHints(_message.Message):
     latency_target_ms: int
     required_capabilities: _containers.RepeatedScalarFieldContainer[str]
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, strategy: _Optional[str] = ..., step_type: _Optional[str] = ..., model: _Optional[str] = ..., tier: _Optional[str] = ..., max_cost_micros: _Optional[int] = ..., latency_target_ms: _Optional[int] = ..., required_capabilities: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    cascade_mode: str
+    def __init__(self, strategy: _Optional[str] = ..., step_type: _Optional[str] = ..., model: _Optional[str] = ..., tier: _Optional[str] = ..., max_cost_micros: _Optional[int] = ..., latency_target_ms: _Optional[int] = ..., required_capabilities: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., cascade_mode: _Optional[str] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("messages", "system", "max_tokens", "hints", "request_id")
