@@ -178,6 +178,7 @@ def encode_event(event: GenerationEvent, trace_id: str) -> router_pb2.GenerateEv
                     total=encode_usage(event.total),
                     ttft_ms=event.ttft_ms,
                     signals=dict(event.signals),
+                    reason=event.reason,
                 )
             )
         case _:
@@ -189,7 +190,8 @@ def collect_reply(events: Iterable[router_pb2.GenerateEvent]) -> router_pb2.Comp
 
     The text is the finished answer's: an escalation with discard_previous drops the text
     before it, as a streaming caller is told to. Done.signals is merged into the decision's
-    signals, Done's value winning on a shared key because it was learned later."""
+    signals, Done's value winning on a shared key because it was learned later, and Done.reason
+    is appended to the decision's reason."""
     reply = router_pb2.CompleteResponse()
     text: list[str] = []
     for event in events:
@@ -213,6 +215,8 @@ def collect_reply(events: Iterable[router_pb2.GenerateEvent]) -> router_pb2.Comp
             reply.total.CopyFrom(event.done.total)
             reply.ttft_ms = event.done.ttft_ms
             reply.decision.signals.update(event.done.signals)
+            if event.done.reason:
+                reply.decision.reason = f"{reply.decision.reason}; {event.done.reason}"
         else:
             # Every kind this server sends is above; a new one must be collected, not lost.
             raise AssertionError(f"Complete does not collect GenerateEvent kind {kind!r}")

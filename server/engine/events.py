@@ -89,6 +89,8 @@ class Finished:
     ttft_ms: int
     signals: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     """What the engine learned after the decision went out (e.g. "cascade.confidence")."""
+    reason: str = ""
+    """Why this answer stands where the plan said otherwise ("" when it was followed)."""
 
 
 GenerationEvent = Routed | Delta | Escalated | FallbackTaken | Hedged | Billed | Finished

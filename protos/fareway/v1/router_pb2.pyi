@@ -167,7 +167,7 @@ class Usage(_message.Message):
     def __init__(self, model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_micros: _Optional[int] = ...) -> None: ...
 
 class Done(_message.Message):
-    __slots__ = ("stop_reason", "total", "ttft_ms", "signals")
+    __slots__ = ("stop_reason", "total", "ttft_ms", "signals", "reason")
     class SignalsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -179,11 +179,13 @@ class Done(_message.Message):
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     TTFT_MS_FIELD_NUMBER: _ClassVar[int]
     SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     stop_reason: str
     total: Usage
     ttft_ms: int
     signals: _containers.ScalarMap[str, float]
-    def __init__(self, stop_reason: _Optional[str] = ..., total: _Optional[_Union[Usage, _Mapping]] = ..., ttft_ms: _Optional[int] = ..., signals: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    reason: str
+    def __init__(self, stop_reason: _Optional[str] = ..., total: _Optional[_Union[Usage, _Mapping]] = ..., ttft_ms: _Optional[int] = ..., signals: _Optional[_Mapping[str, float]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GenerateEvent(_message.Message):
     __slots__ = ("decision", "delta", "escalation", "fallback", "usage", "done", "hedge")
