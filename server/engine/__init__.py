@@ -5,6 +5,9 @@
 - `channel.py`  the bounded channel that carries events to the servicer.
 - `bill.py`     one bill per request: hold, record each attempt once, settle once.
 - `fallback.py` the fallback policy over the plan's fallback order.
-- `observe.py`  what attempts and bills tell telemetry, the latency record and the breaker.
+- `cascade.py`  the cascade policy: confidence, buffered or speculative text, the ladder.
+- `hedge.py`    the hedge policy: the race between a late first attempt and its hedge.
+- `breaker.py`  the breaker policy: admit each attempt, learn from each result.
+- `observe.py`  what attempts and bills tell telemetry and the latency record.
 - `events.py`   the events the servicer encodes.
 """

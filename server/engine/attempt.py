@@ -11,6 +11,8 @@ Guarantees:
   A cancelled attempt returns its result (what it streamed, to be billed) instead of
   re-raising: only its owner cancels it, and the owner reads that result.
 - While it streams, `Meter` holds what it has used so far, for the bill's checkpoints.
+- An attempt racing another (a hedge) asks its `claim` at its first token and stops, as if
+  cancelled, when the other answered first; its first piece is still metered (it was used).
 
 The first-token limit runs on the event loop's clock, like the SDKs' own timeouts: the injected
 clock's `sleep` returns at once under test, so it cannot time a stall. The other timings are on
@@ -33,6 +35,10 @@ from fareway.server.engine.events import AttemptUsage, Delta
 
 Send = Callable[[Delta], Awaitable[None]]
 """Puts one piece of text on the engine's channel (waiting while the channel is full)."""
+
+Claim = Callable[[], Awaitable[bool]]
+"""Asked once, when an attempt's first token arrives, whether it may answer: False when
+another attempt answered first (a hedge's race), and the attempt then stops."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class AttemptResult:
     """Its owner stopped it (the caller left, or the request ended)."""
     probe: bool = False
     """It was the half-open circuit breaker's probe of the model."""
+    mean_logprob: float | None = None
+    """The mean natural-log probability of the answer's tokens, when the provider reported
+    them (a cascade's log-probability confidence)."""
 
     @property
     def answered(self) -> bool:
@@ -79,6 +88,12 @@ class Meter:
         self.pieces: list[str] = []
         self.reported: UsageReport | None = None
         self.stop_reason = ""
+        self.logprob_sum = 0.0
+        self.logprob_count = 0
+
+    def mean_logprob(self) -> float | None:
+        """The mean log-probability of the tokens so far; None when none were reported."""
+        return self.logprob_sum / self.logprob_count if self.logprob_count else None
 
     def usage(self) -> AttemptUsage:
         """The provider's figures; where a stream was cut before its final count, or a server
@@ -103,6 +118,8 @@ class AttemptJob:
     prompt_tokens: int
     first_token_timeout_s: float | None
     probe: bool = False
+    claim: Claim | None = None
+    """Asked at the first token when the attempt races another (None: it answers alone)."""
 
 
 def refused(model: ModelSpec, error: ProviderError, clock: Clock) -> AttemptResult:
@@ -135,12 +152,18 @@ async def run_attempt(
         ):
             async for event in events:
                 if isinstance(event, TextChunk):
+                    meter.pieces.append(event.text)
+                    if event.logprobs:
+                        meter.logprob_sum += sum(event.logprobs)
+                        meter.logprob_count += len(event.logprobs)
                     if first_token_at is None:
                         first_token_at = clock.monotonic()
                         # Off before the text goes out: a late expiry would otherwise cut a
                         # stream that already answered.
                         first_token.reschedule(None)
-                    meter.pieces.append(event.text)
+                        if job.claim is not None and not await job.claim():
+                            cancelled = True  # another attempt answered first: stop here
+                            break
                     await send(Delta(event.text))
                     on_piece()
                 elif isinstance(event, UsageReport):
@@ -177,4 +200,5 @@ async def run_attempt(
         out_of_time=out_of_time,
         cancelled=cancelled,
         probe=job.probe,
+        mean_logprob=meter.mean_logprob(),
     )

@@ -3,36 +3,43 @@ the decision's plan, its events sent to the servicer through a channel.
 
 Shape of a run (`Engine.run` returns a `Run`, which the servicer iterates):
 
-    servicer write loop ◀── Channel ◀── attempt task (reads the provider, sends Delta)
-                                    ◀── driver task (Routed, FallbackTaken, Billed, Finished)
+    servicer write loop ◀── Channel ◀── attempt tasks (read the provider, send Delta)
+                                    ◀── driver task (Routed, FallbackTaken, Escalated, Billed,
+                                                     Finished; Hedged comes from the winner)
 
 - The driver task admits the request (rate limit), takes the hold, sends `Routed`, then runs
-  one attempt task at a time and judges each result with the fallback policy (`fallback.py`),
-  following `decision.plan`; it never looks at the strategy's name. Whatever happens, it
-  settles the bill before it closes the channel (with the error, if any), so a caller who sees
-  the end of the stream finds the ledger settled.
+  the attempts the plan calls for and judges each result with the policies, each in its own
+  file: fallback (`fallback.py`: down `plan.fallbacks` on a failure before the first token),
+  hedge (`hedge.py`: `plan.hedge`, a second attempt racing a late first one), cascade
+  (`cascade.py`: `plan.cascade`, up the ladder while answers are not confident enough) and
+  breaker (`breaker.py`: admits each attempt, learns from each result). It never looks at
+  the strategy's name. Whatever happens, it stops any attempt still running and settles the
+  bill before it closes the channel (with the error, if any), so a caller who sees the end of
+  the stream finds the ledger settled.
 - Each attempt is a task (`attempt.py`) that alone drives its provider's stream, puts the text
-  on the channel and ends in a frozen `AttemptResult`; the bill records its usage once from
-  that result. A lost attempt is stopped by cancelling its task, never by closing its
-  generator from another task.
+  on the channel (directly, or through a cascade's `Answer`) and ends in a frozen
+  `AttemptResult`; the bill records its usage once from that result. A losing or abandoned
+  attempt is stopped by cancelling its task, never by closing its generator from another
+  task, so its upstream connection closes with it.
+- A hedge is planned only without a cascade (routing sees to it; the engine hedges only the
+  first attempt of a request with no cascade): a cascade's answers are judged before they
+  count, so racing them is left out.
 - The remaining deadline is recomputed for every attempt from the request's deadline (on the
-  event loop's clock, like the first-token limit and the SDKs' own timeouts); no fallback
-  starts once it has passed.
-- Every task is owned: the driver awaits (or cancels and awaits) each attempt task in a
-  `finally`, and `Run.aclose` cancels and awaits the driver. The caller going away (its task
-  cancelled, so it closes the run) therefore cancels the attempt, whose provider call is closed
-  with it; what was streamed is billed and nothing stays reserved.
+  event loop's clock, like the first-token limit, the hedge's delay and the SDKs' own
+  timeouts); no fallback or escalation starts once it has passed.
+- Every task is owned: the driver awaits each attempt task, and whatever ends the request
+  cancels and awaits those still running (`_stop_all`, in the driver's `finally`); `Run.aclose`
+  cancels and awaits the driver. The caller going away (its task cancelled, so it closes the
+  run) therefore cancels the attempts, whose provider calls are closed with them; what was
+  streamed is billed and nothing stays reserved.
 
 - While text streams, the usage so far is checkpointed into the hold (`server/checkpoints.py`),
   so a process that dies mid-stream still has that much billed. With the ledger unreachable
   nothing streams unbilled: admission, the hold and the budget check come before the first
   event and raise LedgerUnavailable; a settle that fails after the text went out is retried in
   the background by the ledger wrapper (`server/ledger_health.py`).
-- Each attempt is first admitted by the circuit breaker (`routing.breaker`): a candidate whose
-  circuit opened since the decision is skipped like a failure before its first token, with a
-  `fallback`. An attempt's first token must come within its provider's `first_token_timeout_s`.
-  Every finished attempt is fed to the breaker (`observe.py`); a transition it causes is
-  traced on the request's route span, counted and logged.
+- An attempt's first token must come within its provider's `first_token_timeout_s`. A
+  transition of a circuit is traced on the request's route span, counted and logged.
 
 Frames on the common path (no fallback), counted as issue 9 counts them: the async frames that
 receive a provider event and pass it on, after the provider's own generator. There are two:
@@ -48,6 +55,7 @@ import asyncio
 import uuid
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from opentelemetry.trace import Span
 
@@ -59,29 +67,36 @@ from fareway.core.errors import (
     LedgerUnavailable,
     StreamBroken,
 )
+from fareway.providers.assessment import with_instruction
 from fareway.providers.base import Provider, ProviderCall
 from fareway.routing.breaker import CircuitBreaker
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.decision import Decision
+from fareway.routing.decision import Cascade, ConfidenceSource, Decision, HedgePlan
 from fareway.routing.latency import LatencyStats
 from fareway.server.engine.attempt import (
     AttemptJob,
     AttemptResult,
+    Claim,
     Meter,
+    Send,
     refused,
     run_attempt,
 )
 from fareway.server.engine.bill import Bill
+from fareway.server.engine.breaker import BreakerPolicy
+from fareway.server.engine.cascade import SIGNAL, Answer, Judged, Ladder, escalation_reason
 from fareway.server.engine.channel import Channel
 from fareway.server.engine.events import (
     AttemptUsage,
     Billed,
+    Escalated,
     FallbackTaken,
     Finished,
     GenerationEvent,
     Routed,
 )
 from fareway.server.engine.fallback import Fallback, Verdict, judge
+from fareway.server.engine.hedge import Race
 from fareway.server.engine.observe import Observer
 from fareway.telemetry.setup import Telemetry
 
@@ -94,6 +109,7 @@ class _Wiring:
     ledger: Ledger
     clock: Clock
     observer: Observer
+    breaker: BreakerPolicy
     checkpoint_interval_s: float
     first_token_timeouts: Mapping[str, float | None]
 
@@ -116,11 +132,13 @@ class Engine:
         """`breaker` (None: no circuit breaking) admits each attempt and learns its outcome;
         `first_token_timeouts` limits, by provider name, how long an attempt may wait for its
         first token (a provider not named has no such limit)."""
+        observer = Observer(telemetry, latency, providers)
         self._wiring = _Wiring(
             providers,
             ledger,
             clock,
-            Observer(telemetry, latency, breaker, providers, clock),
+            observer,
+            BreakerPolicy(breaker, observer.circuit_changed),
             checkpoint_interval_s,
             dict(first_token_timeouts or {}),
         )
@@ -175,6 +193,8 @@ class Run:
             decision.prompt_tokens,
             wiring.checkpoint_interval_s,
         )
+        self._running: dict[asyncio.Task[AttemptResult], Meter] = {}
+        self._tried: list[str] = []  # model ids, in the order their attempts started
 
     def __aiter__(self) -> Run:
         return self
@@ -190,7 +210,7 @@ class Run:
         return self._channel.receive()
 
     async def aclose(self) -> None:
-        """Stop the request (cancelling its driver and so its attempt) and wait until it has
+        """Stop the request (cancelling its driver and so its attempts) and wait until it has
         ended and settled. A cancellation meanwhile still waits for the end, then re-raises."""
         driver = self._driver
         if driver is None:
@@ -230,6 +250,7 @@ class Run:
                 await self._record_latency(finished, target_ms)
         finally:
             try:
+                await self._stop_all()
                 await self._bill.settle()
             finally:
                 wiring.observer.settled(
@@ -237,99 +258,249 @@ class Run:
                 )
 
     async def _answer(self) -> Finished:
-        """Attempts down the plan until one answers (the fallback policy)."""
-        fallback = Fallback(self._decision.plan)
+        """The first answer (falling back, hedged), then, under a cascade, the escalations."""
+        cascade = self._decision.plan.cascade
+        result, answer = await self._first_answer(cascade)
+        if cascade is None or answer is None:
+            return self._finished(result)
+        return await self._escalate(cascade, Judged(result, answer, answer.confidence(result)))
+
+    async def _first_answer(self, cascade: Cascade | None) -> tuple[AttemptResult, Answer | None]:
+        """Attempts down the plan's fallback order until one answers (the fallback policy);
+        the first is hedged when the plan says so and no cascade judges the answers."""
+        plan = self._decision.plan
+        fallback = Fallback(plan)
         model = self._decision.model
-        tried = 0
         while True:
-            tried += 1
-            result = await self._attempt(model)
+            answer = Answer(cascade, self._channel.send) if cascade is not None else None
+            if plan.hedge is not None and cascade is None and not self._tried:
+                result = await self._hedged(model, plan.hedge)
+            else:
+                result = await self._attempt(model, answer.send if answer else self._channel.send)
             verdict = judge(result)
             if verdict is Verdict.ANSWERED:
                 await self._channel.send(Billed(result.usage))
-                return self._finished(result)
+                return result, answer
             error = result.error
             assert error is not None, "judge() answers for every result without an error"
             if verdict is Verdict.BROKEN:
                 raise StreamBroken(error) from error
-            if _used(result.usage):
-                await self._channel.send(Billed(result.usage))
-            next_model = None if self._out_of_time() else await fallback.next_model(self._afford)
+            await self._bill_used(result)
+            next_model = (
+                None
+                if self._out_of_time()
+                else await fallback.next_model(self._afford, self._tried)
+            )
             if next_model is None:
-                raise AllCandidatesFailed(error, tried) from error
+                raise AllCandidatesFailed(error, len(self._tried)) from error
             self._wiring.observer.fallback(self._span, model.id, next_model.id, error.describe())
             await self._channel.send(FallbackTaken(model.id, next_model.id, error.describe()))
             model = next_model
 
-    async def _attempt(self, model: ModelSpec) -> AttemptResult:
-        """One attempt on `model`, admitted by the breaker, as a task that this coroutine owns:
-        awaited, or (when this one is cancelled) cancelled and awaited, and billed either way."""
-        wiring = self._wiring
-        admission = wiring.observer.admit(model, self._span)
-        if admission.refusal is not None:
-            return refused(model, admission.refusal, wiring.clock)
-        decision = self._decision
-        request = decision.request
-        call = ProviderCall(
-            model=model,
-            system=request.system,
-            messages=request.messages,
-            max_tokens=decision.max_tokens_for(model),
-            timeout_s=self._remaining(),
+    async def _escalate(self, cascade: Cascade, judged: Judged) -> Finished:
+        """Up the cascade's ladder until an answer is confident enough, the ladder ends, or
+        the budget or the deadline stops it; the last good answer stands (the cascade policy)."""
+        ladder = Ladder(cascade, self._tried)
+        stands = ""  # why the answer stands where the plan would have escalated
+        while not judged.accepted(cascade.threshold) and ladder:
+            held = judged.result.model.id
+            if self._out_of_time():
+                stands = f"no time was left to escalate; the answer of {held} stands"
+                break
+            model = await ladder.next_model(self._afford)
+            if model is None:
+                assert ladder.unaffordable is not None, "next_model() names what it refused"
+                stands = (
+                    f"the tenant cannot afford escalating to {ladder.unaffordable.id}; "
+                    f"the answer of {held} stands"
+                )
+                break
+            why = escalation_reason(judged, cascade.threshold)
+            discard = judged.answer.streamed
+            self._wiring.observer.escalation(self._span, held, model.id, judged.gated(), why)
+            await self._channel.send(Escalated(held, model.id, why, judged.gated(), discard))
+            if discard:
+                judged.answer.discard()
+            answer = Answer(cascade, self._channel.send)
+            result = await self._attempt(model, answer.send)
+            verdict = judge(result)
+            if verdict is Verdict.ANSWERED:
+                await self._channel.send(Billed(result.usage))
+                judged, stands = Judged(result, answer, answer.confidence(result)), ""
+                continue
+            error = result.error
+            assert error is not None, "judge() answers for every result without an error"
+            await self._bill_used(result)
+            if answer.streamed:  # the caller holds part of the failed answer: too late
+                raise StreamBroken(error) from error
+            stands = (
+                f"escalating to {model.id} failed ({error.describe()}); the answer of {held} stands"
+            )
+        await judged.answer.release()
+        return self._finished(judged.result, {SIGNAL: judged.gated()}, stands)
+
+    async def _hedged(self, model: ModelSpec, hedge: HedgePlan) -> AttemptResult:
+        """The first attempt, hedged on `hedge.model` when its first token is late (the hedge
+        policy): whichever answers first streams, the other is stopped and billed."""
+        race = Race(self._channel.send)
+        first = self._launch(model, self._channel.send, race.claim_for(model.id))
+        if (
+            await race.wait({first}, hedge.after_ms / 1000)
+            or hedge.model.id in self._tried
+            or self._out_of_time()
+            or not await self._afford_both(model, hedge.model)
+        ):
+            return await self._conclude(first)
+        second = self._launch(hedge.model, self._channel.send, race.claim_for(hedge.model.id))
+        race.start_hedge(model.id, hedge.model.id)
+        await race.wait({first, second}, None)
+        hedged = race.hedged
+        assert hedged is not None, "start_hedge() records the hedge"
+        self._wiring.observer.hedge(
+            self._span, model.id, hedge.model.id, hedged.after_ms, race.winner
         )
-        job = AttemptJob(
-            call,
-            decision.prompt_tokens,
-            wiring.first_token_timeouts.get(model.provider),
-            admission.probe,
-        )
+        if race.winner:
+            winner, loser = (first, second) if race.winner == model.id else (second, first)
+            await self._bill_used(await self._stop(loser))
+            return await self._conclude(winner)
+        # Neither produced a token: the first's outcome decides, unless only the hedge answered
+        # (an empty answer).
+        results = [self._record(first), self._record(second)]
+        chosen = next((r for r in results if r.error is None), results[0])
+        for other in results:
+            if other is not chosen:
+                await self._bill_used(other)
+        return chosen
+
+    async def _attempt(self, model: ModelSpec, send: Send) -> AttemptResult:
+        """One attempt on `model`, alone: started and awaited."""
+        return await self._conclude(self._launch(model, send))
+
+    def _launch(
+        self, model: ModelSpec, send: Send, claim: Claim | None = None
+    ) -> asyncio.Task[AttemptResult]:
+        """Start an attempt as a task the run owns (`_conclude`, `_stop` or `_stop_all`)."""
+        self._tried.append(model.id)
         meter = self._bill.meter(model)
-        task = asyncio.create_task(self._attempt_task(job, meter))
+        task = asyncio.create_task(self._attempt_task(model, meter, send, claim))
+        self._running[task] = meter
+        return task
+
+    async def _conclude(self, task: asyncio.Task[AttemptResult]) -> AttemptResult:
+        """Wait for an attempt to end and record it. Cancelled meanwhile, this leaves the task
+        to `_stop_all`, which the driver runs whatever happens."""
+        await asyncio.wait({task})
+        return self._record(task)
+
+    async def _stop(self, task: asyncio.Task[AttemptResult]) -> AttemptResult:
+        """Cancel an attempt, wait until it has ended, and record it."""
+        task.cancel()
+        await asyncio.wait({task})
+        return self._record(task)
+
+    async def _stop_all(self) -> None:
+        """Cancel and record every attempt still running (the request is ending), waiting
+        through one more cancellation."""
+        tasks = list(self._running)
+        if not tasks:
+            return
+        for task in tasks:
+            task.cancel()
         try:
-            await asyncio.wait({task})
+            await asyncio.wait(tasks)
         except asyncio.CancelledError:
-            try:
-                await _stop(task)
-            finally:
-                if task.done():
-                    self._bill.record(_outcome(task, meter, wiring.clock), meter)
+            await asyncio.wait(tasks)
             raise
-        result = _outcome(task, meter, wiring.clock)
+        finally:
+            for task in tasks:
+                if task.done():
+                    self._record(task)
+
+    def _record(self, task: asyncio.Task[AttemptResult]) -> AttemptResult:
+        """The ended attempt's result, billed once."""
+        meter = self._running.pop(task)
+        result = _outcome(task, meter, self._wiring.clock)
         self._bill.record(result, meter)
         return result
 
-    async def _attempt_task(self, job: AttemptJob, meter: Meter) -> AttemptResult:
-        """The body of an attempt's task: the attempt under its span, then what it taught."""
+    async def _attempt_task(
+        self, model: ModelSpec, meter: Meter, send: Send, claim: Claim | None
+    ) -> AttemptResult:
+        """The body of an attempt's task: admitted by the breaker, run under its span, then
+        what it taught."""
         wiring = self._wiring
-        model = job.call.model
+        admission = wiring.breaker.admit(model, self._span)
+        if admission.refusal is not None:
+            return refused(model, admission.refusal, wiring.clock)
+        job = AttemptJob(
+            self._call(model),
+            self._decision.prompt_tokens,
+            wiring.first_token_timeouts.get(model.provider),
+            admission.probe,
+            claim,
+        )
         observer = wiring.observer
         with observer.attempt_span(
             self._span, model, job.call.max_tokens, job.call.messages
         ) as span:
             result = await run_attempt(
-                job,
-                wiring.providers[model.provider],
-                wiring.clock,
-                self._channel.send,
-                meter,
-                self._bill.tick,
+                job, wiring.providers[model.provider], wiring.clock, send, meter, self._bill.tick
             )
-            observer.attempt_ended(result, span, self._span)
+            observer.attempt_ended(result, span)
+            wiring.breaker.learn(result, self._span)
         return result
+
+    def _call(self, model: ModelSpec) -> ProviderCall:
+        """The provider call of an attempt on `model` starting now; a cascade asks for what
+        its confidence source needs."""
+        decision = self._decision
+        request = decision.request
+        cascade = decision.plan.cascade
+        assess = cascade is not None and cascade.source is ConfidenceSource.SELF_ASSESSMENT
+        return ProviderCall(
+            model=model,
+            system=with_instruction(request.system) if assess else request.system,
+            messages=request.messages,
+            max_tokens=decision.max_tokens_for(model),
+            timeout_s=self._remaining(),
+            self_assessment=assess,
+            logprobs=cascade is not None and cascade.source is ConfidenceSource.LOGPROBS,
+        )
+
+    async def _bill_used(self, result: AttemptResult) -> None:
+        """Tell the caller of an attempt that did not answer but used something."""
+        if _used(result.usage):
+            await self._channel.send(Billed(result.usage))
 
     async def _afford(self, model: ModelSpec) -> bool:
         """Re-target the hold to cover an attempt on `model`; False when it cannot."""
+        return await self._hold(self._decision.estimated_cost_micros(model))
+
+    async def _afford_both(self, running: ModelSpec, hedge: ModelSpec) -> bool:
+        """Re-target the hold to cover the running attempt and a hedge at once."""
+        estimate = self._decision.estimated_cost_micros
+        return await self._hold(estimate(running) + estimate(hedge))
+
+    async def _hold(self, estimate_micros: int) -> bool:
         try:
-            amount = await self._bill.hold(self._decision.estimated_cost_micros(model))
+            amount = await self._bill.hold(estimate_micros)
         except BudgetExceeded:
             return False
         self._wiring.observer.held(self._span, amount)
         return True
 
-    def _finished(self, result: AttemptResult) -> Finished:
+    def _finished(
+        self, result: AttemptResult, signals: Mapping[str, float] | None = None, reason: str = ""
+    ) -> Finished:
         first = result.first_token_at
         ttft_s = (first if first is not None else self._wiring.clock.monotonic()) - self._started_at
-        return Finished(result.stop_reason, self._bill.total(), round(ttft_s * 1000))
+        return Finished(
+            result.stop_reason,
+            self._bill.total(),
+            round(ttft_s * 1000),
+            MappingProxyType(dict(signals or {})),
+            reason,
+        )
 
     def _remaining(self) -> float | None:
         """What is left of the call's deadline, in seconds (None: no deadline)."""
@@ -350,16 +521,6 @@ class Run:
             )
         except LedgerUnavailable:
             return
-
-
-async def _stop(task: asyncio.Task[AttemptResult]) -> None:
-    """Cancel an attempt and wait until it has ended (through one more cancellation)."""
-    task.cancel()
-    try:
-        await asyncio.wait({task})
-    except asyncio.CancelledError:
-        await asyncio.wait({task})
-        raise
 
 
 def _used(usage: AttemptUsage) -> bool:

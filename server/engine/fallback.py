@@ -14,7 +14,7 @@ never looks at which strategy made it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from enum import Enum
 
 from fareway.routing.catalog import ModelSpec
@@ -48,11 +48,11 @@ class Fallback:
     def __init__(self, plan: Plan) -> None:
         self._left = list(plan.fallbacks)
 
-    async def next_model(self, afford: Afford) -> ModelSpec | None:
-        """The next planned model the budget covers (its hold already re-targeted), or None
-        when none is left."""
+    async def next_model(self, afford: Afford, tried: Collection[str] = ()) -> ModelSpec | None:
+        """The next planned model not in `tried` (model ids) that the budget covers (its hold
+        already re-targeted), or None when none is left."""
         while self._left:
             model = self._left.pop(0)
-            if await afford(model):
+            if model.id not in tried and await afford(model):
                 return model
         return None

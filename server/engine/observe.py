@@ -1,11 +1,10 @@
 """What the engine's work tells the rest of the process: the attempt spans and metrics, the
-latency statistics routing predicts with, the circuit breaker, and the budget events on the
-request's route span. The engine and its policies call these named methods; the attribute
-names live here and in `fareway.telemetry`.
+latency statistics routing predicts with, and the fallback, escalation, hedge, circuit and
+budget events on the request's route span. The engine and its policies call these named
+methods; the attribute names live in `fareway.telemetry`.
 
-Breaker: each attempt is admitted first (`admit`) and its result fed back (`attempt_ended`);
-a transition either causes is traced on the request's route span, counted and logged (opening
-as a warning, the way back as info).
+A circuit's transition (`circuit_changed`, fed by the breaker policy) is traced on the
+request's route span, counted and logged (opening as a warning, the way back as info).
 """
 
 from __future__ import annotations
@@ -17,9 +16,8 @@ from contextlib import AbstractContextManager
 from opentelemetry.trace import Span
 
 from fareway.budgets.ledger import BudgetState
-from fareway.core.clock import Clock
 from fareway.providers.base import Provider
-from fareway.routing.breaker import Admission, CircuitBreaker, CircuitState, Transition, outcome_of
+from fareway.routing.breaker import CircuitState, Transition
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.latency import LatencyStats
 from fareway.routing.request import ChatMessage
@@ -31,7 +29,9 @@ from fareway.telemetry.tracing import (
     record_budget_hold,
     record_budget_settle,
     record_circuit_transition,
+    record_escalation,
     record_fallback,
+    record_hedge,
 )
 
 # The request life's logger keeps the name it had before the engine moved here, so logging
@@ -40,29 +40,14 @@ log = logging.getLogger(__name__)
 
 
 class Observer:
-    """Feeds telemetry, the latency statistics and the breaker; one per process."""
+    """Feeds telemetry and the latency statistics; one per process."""
 
     def __init__(
-        self,
-        telemetry: Telemetry,
-        latency: LatencyStats,
-        breaker: CircuitBreaker | None,
-        providers: Mapping[str, Provider],
-        clock: Clock,
+        self, telemetry: Telemetry, latency: LatencyStats, providers: Mapping[str, Provider]
     ) -> None:
         self._telemetry = telemetry
         self._latency = latency
-        self._breaker = breaker
         self._providers = providers
-        self._clock = clock
-
-    def admit(self, model: ModelSpec, route_span: Span) -> Admission:
-        """May an attempt on the model start now (always, without a breaker)?"""
-        if self._breaker is None:
-            return Admission(allowed=True)
-        admission = self._breaker.admit(model.id)
-        self._circuit_changed(admission.transition, route_span)
-        return admission
 
     def attempt_span(
         self,
@@ -77,25 +62,14 @@ class Observer:
             route_span, model, max_tokens, messages, provider.genai_name, provider.server_address
         )
 
-    def attempt_ended(self, result: AttemptResult, span: Span, route_span: Span) -> None:
-        """Feed one finished attempt to the breaker, the latency statistics, its span and the
-        metrics; a circuit it moved is recorded on the route span."""
+    def attempt_ended(self, result: AttemptResult, span: Span) -> None:
+        """Feed one finished attempt to the latency statistics, its span and the metrics."""
         model = result.model
         first = result.first_token_at
         error = result.error
         usage = result.usage
         if error is not None:
             mark_failed(span, error.kind, str(error))
-        if self._breaker is not None:
-            counted = None if result.out_of_time else error
-            change = self._breaker.record(
-                model.id,
-                outcome_of(first is not None or bool(result.stop_reason), counted),
-                probe=result.probe,
-                retry_after_s=counted.retry_after_s if counted is not None else None,
-                cause=counted.describe() if counted is not None else "",
-            )
-            self._circuit_changed(change, route_span)
         if error is not None and first is None:
             self._latency.record_failure(model.id)
         elif first is not None and result.stop_reason:
@@ -129,6 +103,20 @@ class Observer:
         record_fallback(route_span, from_model, to_model, error)
         self._telemetry.metrics.record_fallback(from_model, to_model)
 
+    def escalation(
+        self, route_span: Span, from_model: str, to_model: str, confidence: float, reason: str
+    ) -> None:
+        """A cascade escalated: a span event and a count."""
+        record_escalation(route_span, from_model, to_model, confidence, reason)
+        self._telemetry.metrics.record_escalation(from_model, to_model)
+
+    def hedge(
+        self, route_span: Span, from_model: str, to_model: str, after_ms: int, winner: str
+    ) -> None:
+        """A request was hedged: a span event and a count (`winner` "" when neither answered)."""
+        record_hedge(route_span, from_model, to_model, after_ms, winner)
+        self._telemetry.metrics.record_hedge(from_model, to_model, winner)
+
     def held(self, route_span: Span, amount_micros: int) -> None:
         """The request's hold was taken or re-targeted."""
         record_budget_hold(route_span, amount_micros)
@@ -151,7 +139,7 @@ class Observer:
         if used:
             self._telemetry.metrics.record_budget(state.tenant, max(used))
 
-    def _circuit_changed(self, change: Transition | None, route_span: Span) -> None:
+    def circuit_changed(self, change: Transition | None, route_span: Span) -> None:
         """Trace, count and log a circuit's transition (None: nothing changed)."""
         if change is None:
             return

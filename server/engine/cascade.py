@@ -1,0 +1,134 @@
+"""The cascade policy (F4): a cheap model answers first; an answer whose confidence is below the
+threshold is set aside for the next model up the plan's ladder.
+
+- Confidence comes from the plan's source: the model's own self-assessment tail (stripped by
+  `providers.assessment.AssessmentParser` before the caller sees it), or the geometric mean of
+  its token probabilities where the provider reports log-probabilities. None (a missing or
+  unreadable tail, no log-probabilities) is low confidence: it escalates.
+- `Answer` carries one attempt's text to the caller. Buffered: nothing goes out until the answer
+  is accepted (`release`). Speculative: text goes out at once, holding back only what could be
+  the start of the tail; an escalation tells the caller to discard it (`discard`), and should
+  the answer stand after all (its successors failed, or could not be afforded), `release`
+  sends it again in full.
+- `Ladder` walks the plan's stronger models, skipping any the request already tried (a fallback
+  may have landed on one) and those the budget cannot cover: the engine holds each step's cost
+  before it escalates, and when it cannot, the last answer stands and the reason says so.
+
+The engine runs the attempts and sends the events; this module decides and shapes text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from fareway.providers.assessment import AssessmentParser
+from fareway.routing.catalog import ModelSpec
+from fareway.routing.decision import Cascade, CascadeMode, ConfidenceSource
+from fareway.server.engine.attempt import AttemptResult, Send
+from fareway.server.engine.events import Delta
+from fareway.server.engine.fallback import Afford
+
+SIGNAL = "cascade.confidence"
+"""The Done signal that reports the accepted answer's confidence."""
+
+
+class Answer:
+    """One cascade attempt's text on its way to the caller (see the module docstring)."""
+
+    def __init__(self, cascade: Cascade, send: Send) -> None:
+        self._send = send
+        self._buffered = cascade.mode is CascadeMode.BUFFERED
+        self._source = cascade.source
+        self._parser = (
+            AssessmentParser() if cascade.source is ConfidenceSource.SELF_ASSESSMENT else None
+        )
+        self._shown: list[str] = []  # what the caller may see: the tail stripped
+        self._sent = 0  # how many of those pieces the caller holds
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the caller holds text of this answer."""
+        return self._sent > 0
+
+    async def send(self, delta: Delta) -> None:
+        """Take the next piece of the attempt's text (the attempt's `send`)."""
+        text = self._parser.feed(delta.text) if self._parser is not None else delta.text
+        if not text:
+            return
+        self._shown.append(text)
+        if not self._buffered:
+            await self._flush()
+
+    def confidence(self, result: AttemptResult) -> float | None:
+        """The finished answer's confidence (None: it gave none); call once, at its end."""
+        if self._parser is None:
+            mean = result.mean_logprob
+            return math.exp(mean) if mean is not None else None
+        tail = self._parser.finish()
+        if tail.rest:
+            self._shown.append(tail.rest)
+        return tail.confidence
+
+    def discard(self) -> None:
+        """The caller was told to drop what it holds of this answer."""
+        self._sent = 0
+
+    async def release(self) -> None:
+        """The answer stands: send the caller whatever of it the caller does not hold."""
+        await self._flush()
+
+    async def _flush(self) -> None:
+        while self._sent < len(self._shown):
+            piece = self._shown[self._sent]
+            self._sent += 1
+            await self._send(Delta(piece))
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A complete cascade answer and what it was judged to be worth."""
+
+    result: AttemptResult
+    answer: Answer
+    confidence: float | None
+
+    def accepted(self, threshold: float) -> bool:
+        """Confident enough to stand (a missing confidence never is)."""
+        return self.confidence is not None and self.confidence >= threshold
+
+    def gated(self) -> float:
+        """The confidence as reported on the wire: a missing one counts as 0."""
+        return self.confidence if self.confidence is not None else 0.0
+
+
+def escalation_reason(judged: Judged, threshold: float) -> str:
+    """Why an answer was set aside, for the escalation event."""
+    if judged.confidence is None:
+        return "the answer gave no readable confidence"
+    return f"confidence {judged.confidence:.2f} is below the threshold {threshold:g}"
+
+
+class Ladder:
+    """One request's walk up its cascade's stronger models."""
+
+    def __init__(self, cascade: Cascade, tried: Collection[str]) -> None:
+        self._left = [m for m in cascade.ladder if m.id not in tried]
+        self.unaffordable: ModelSpec | None = None
+        """The first step the budget could not cover, once one could not."""
+
+    def __bool__(self) -> bool:
+        return bool(self._left)
+
+    async def next_model(self, afford: Afford) -> ModelSpec | None:
+        """The next step up, its cost held; None when none is left or the budget cannot cover
+        the next one (then `unaffordable` names it and the walk ends)."""
+        if not self._left:
+            return None
+        model = self._left.pop(0)
+        if await afford(model):
+            return model
+        self.unaffordable = model
+        self._left.clear()
+        return None
