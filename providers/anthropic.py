@@ -43,6 +43,7 @@ class AnthropicProvider:
         input_tokens = 0
         response_id = response_model = ""
         try:
+            # Anthropic reports no log-probabilities: `call.logprobs` is ignored here.
             async with self._client.messages.stream(
                 model=call.model.provider_model_id,
                 max_tokens=call.max_tokens,
@@ -67,6 +68,8 @@ class AnthropicProvider:
             # The SDK wraps transport errors only while sending; once the stream is open, a read
             # timeout or a dropped connection surfaces as the raw httpx2 error.
             raise _translate(exc, call.model.id) from exc
+        except errors.MALFORMED_STREAM_ERRORS as exc:
+            raise errors.malformed_stream(exc, call.model.id) from exc
 
     async def aclose(self) -> None:
         """Close the SDK's connection pool."""

@@ -64,6 +64,23 @@ def status_failure(
     return ProviderRejected(message, model=model)
 
 
+# What a response that is not the API's wire format raises as the SDKs read it: a `data:` line
+# that is not JSON (`json.JSONDecodeError`, a ValueError), or JSON of the wrong shape, which the
+# SDKs build into objects without validating and which then fails where it is read (a
+# TypeError, AttributeError, KeyError or IndexError, in the SDK's stream helpers or ours).
+MALFORMED_STREAM_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError)
+
+
+def malformed_stream(exc: Exception, model: str) -> ProviderError:
+    """The upstream sent something that is not the API's wire format: a provider failure like
+    any other (fallback before the first token, ABORTED after it, counted by the breaker),
+    never an internal error of fareway's."""
+    return ProviderError(
+        f"malformed response from the upstream: {type(exc).__name__}: {describe(exc)}",
+        model=model,
+    )
+
+
 def retry_after_s(headers: httpx2.Headers) -> float | None:
     """`Retry-After` in seconds, when it is a number of seconds (None otherwise)."""
     value = headers.get("retry-after")

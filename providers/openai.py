@@ -7,6 +7,11 @@ reported no usage, and the caller estimates it; nothing here guesses.
 
 Finish reasons are translated to fareway's vocabulary (Anthropic's words), so callers, traces and
 clients see one set of stop reasons whichever provider answered.
+
+When a call asks for log-probabilities (a cascade judging an answer), the request sets
+`logprobs: true` and each text chunk carries the `logprob` of every token OpenAI lists in that
+chunk's `choices[0].logprobs.content`. Servers that ignore the flag (or send entries without a
+number) give chunks with no log-probabilities; that is never a failure.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Literal
 import httpx2
 import openai
 from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat.chat_completion_chunk import Choice
 
 from fareway.core.errors import ProviderError, ProviderUnreachable
 from fareway.providers import errors
@@ -69,6 +75,7 @@ class OpenAIProvider:
                 max_completion_tokens=limit if by_new_name else openai.omit,
                 stream=True,
                 stream_options={"include_usage": True},
+                logprobs=True if call.logprobs else openai.omit,
                 timeout=call.timeout_s if call.timeout_s is not None else openai.not_given,
             )
             # Leaving this block, normally or through `aclose()` at a `yield`, closes the
@@ -84,13 +91,16 @@ class OpenAIProvider:
                         if choice.index != 0:
                             continue  # only one choice is asked for
                         if choice.delta.content:
-                            yield TextChunk(choice.delta.content)
+                            logprobs = _logprobs(choice) if call.logprobs else ()
+                            yield TextChunk(choice.delta.content, logprobs)
                         if choice.finish_reason:
                             finish_reason = choice.finish_reason
         except (openai.APIError, httpx2.RequestError) as exc:
             # openai 3.57 wraps transport errors while reading a stream too, but the raw httpx2
             # ones are mapped the same way in case any escapes (as they do from anthropic's).
             raise _translate(exc, call.model.id) from exc
+        except errors.MALFORMED_STREAM_ERRORS as exc:
+            raise errors.malformed_stream(exc, call.model.id) from exc
         if not finish_reason:
             # Every compatible server ends an answer with a finish_reason; a body that ends
             # cleanly without one was cut short (a proxy giving up, say), not finished.
@@ -123,6 +133,18 @@ def _messages(system: str, messages: tuple[ChatMessage, ...]) -> list[ChatComple
         else:
             out.append({"role": "assistant", "content": message.content})
     return out
+
+
+def _logprobs(choice: Choice) -> tuple[float, ...]:
+    """The log-probability of each token of this chunk's text, or () when the server sent none
+    (or any entry without a number: a partial list would not line up with the tokens)."""
+    content = choice.logprobs.content if choice.logprobs is not None else None
+    if not content:
+        return ()
+    values = [getattr(token, "logprob", None) for token in content]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return ()
+    return tuple(float(v) for v in values if v is not None)
 
 
 def _translate(exc: openai.APIError | httpx2.RequestError, model: str) -> ProviderError:

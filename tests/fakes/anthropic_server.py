@@ -49,10 +49,19 @@ class Drop(_Streamed):
     """A 200 stream that sends its chunks and then closes the connection mid-body."""
 
 
-Behaviour = Answer | StreamError | Drop | HttpError | Hang
+@dataclass(frozen=True, kw_only=True)
+class Malformed(_Streamed):
+    """A 200 stream that sends its chunks and then a `content_block_delta` whose data is not
+    JSON (a garbling proxy, a truncated write), then ends the body normally."""
+
+    data: str = "{not json"
 
 
-class FakeAnthropic(LoopbackServer[Answer | StreamError | Drop]):
+_Stream = Answer | StreamError | Drop | Malformed
+Behaviour = _Stream | HttpError | Hang
+
+
+class FakeAnthropic(LoopbackServer[_Stream]):
     """The server. Use as `async with FakeAnthropic(...) as fake:`; `fake.base_url` is set then."""
 
     path = "/v1/messages"
@@ -68,17 +77,19 @@ class FakeAnthropic(LoopbackServer[Answer | StreamError | Drop]):
     def unknown_route(self, path: str) -> HttpError:
         return HttpError(404, "not_found_error", f"no route {path}")
 
-    async def stream(self, r: Responder, b: Answer | StreamError | Drop) -> None:
+    async def stream(self, r: Responder, b: _Stream) -> None:
         await r.start_stream(b.first_byte_delay_s)
         await _event(r, "message_start", _message_start(b, f"msg_{r.request_id}"))
         await _event(r, "content_block_start", {"index": 0, "content_block": _EMPTY_TEXT})
         await _event(r, "ping", {})
-        async for text in r.paced(b.chunks, b.chunk_delay_s):
+        async for text in r.paced(b.chunks, b.chunk_delay_s, b.first_chunk_delay_s):
             delta = {"type": "text_delta", "text": text}
             await _event(r, "content_block_delta", {"index": 0, "delta": delta})
         if isinstance(b, Drop):
             return  # no terminating chunk: the server closes the socket mid-body
-        if isinstance(b, StreamError):
+        if isinstance(b, Malformed):
+            await r.event(b.data, "content_block_delta")
+        elif isinstance(b, StreamError):
             await _event(r, "error", {"error": {"type": b.error_type, "message": b.message}})
         else:
             await _event(r, "content_block_stop", {"index": 0})

@@ -33,6 +33,9 @@ class Streamed:
     chunks: Sequence[str] = ("Hello", ", world")
     input_tokens: int = 12
     first_byte_delay_s: float = 0.0  # before the status line, so it counts as time to first byte
+    # After the 200 head and the API's opening events, before the first text chunk: a stall
+    # with the response already open (the SDK's connect and header timeouts have passed).
+    first_chunk_delay_s: float = 0.0
     chunk_delay_s: float = 0.0  # between text chunks
 
 
@@ -219,11 +222,12 @@ class Responder:
         encoded = text.encode()
         await self._send(b"%x\r\n%s\r\n" % (len(encoded), encoded))
 
-    async def paced(self, items: Sequence[T], delay_s: float) -> AsyncIterator[T]:
-        """Yield `items` with `delay_s` between them (not before the first)."""
+    async def paced(
+        self, items: Sequence[T], delay_s: float, first_delay_s: float = 0.0
+    ) -> AsyncIterator[T]:
+        """Yield `items` with `delay_s` between them, and `first_delay_s` before the first."""
         for i, item in enumerate(items):
-            if i:
-                await self.pause(delay_s)
+            await self.pause(delay_s if i else first_delay_s)
             yield item
 
     async def end_stream(self) -> None:

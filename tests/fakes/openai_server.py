@@ -66,6 +66,14 @@ class Drop(_Streamed):
     """A 200 stream that sends its chunks and then closes the connection mid-body."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Malformed(_Streamed):
+    """A 200 stream that sends its chunks and then a `data:` line that is not JSON (a garbling
+    proxy, a truncated write), then `[DONE]`."""
+
+    data: str = "{not json"
+
+
 @dataclass(frozen=True)
 class HttpError(http_server.HttpError):
     """An error status with OpenAI's JSON error body; `code` is e.g. "rate_limit_exceeded"."""
@@ -73,10 +81,11 @@ class HttpError(http_server.HttpError):
     code: str | None = None
 
 
-Behaviour = Answer | StreamError | Drop | http_server.HttpError | Hang
+_Stream = Answer | StreamError | Drop | Malformed
+Behaviour = _Stream | http_server.HttpError | Hang
 
 
-class FakeOpenAI(LoopbackServer[Answer | StreamError | Drop]):
+class FakeOpenAI(LoopbackServer[_Stream]):
     """The server. Use as `async with FakeOpenAI(...) as fake:`; `fake.base_url` is set then."""
 
     path = "/v1/chat/completions"
@@ -93,7 +102,7 @@ class FakeOpenAI(LoopbackServer[Answer | StreamError | Drop]):
     def unknown_route(self, path: str) -> HttpError:
         return HttpError(404, "invalid_request_error", f"Invalid URL (POST {path})")
 
-    async def stream(self, r: Responder, b: Answer | StreamError | Drop) -> None:
+    async def stream(self, r: Responder, b: _Stream) -> None:
         reports = not isinstance(b, Answer) or b.report_usage
         completion = _Completion(r, b.model, include_usage=reports and _wants_usage(r.record.body))
         finish_with_text: str | None = None
@@ -101,12 +110,15 @@ class FakeOpenAI(LoopbackServer[Answer | StreamError | Drop]):
             finish_with_text = b.finish_reason
         await r.start_stream(b.first_byte_delay_s)
         await completion.chunk({"role": "assistant", "content": ""})
-        async for i, text in r.paced(list(enumerate(b.chunks)), b.chunk_delay_s):
+        pieces = list(enumerate(b.chunks))
+        async for i, text in r.paced(pieces, b.chunk_delay_s, b.first_chunk_delay_s):
             last = i == len(b.chunks) - 1
             await completion.chunk({"content": text}, finish_with_text if last else None)
         if isinstance(b, Drop):
             return  # no terminating chunk: the server closes the socket mid-body
-        if isinstance(b, StreamError):
+        if isinstance(b, Malformed):
+            await r.event(b.data)
+        elif isinstance(b, StreamError):
             await r.event(json.dumps({"error": _error(b.error_type, b.message, b.code)}))
         else:
             if finish_with_text is None and b.finish_reason is not None:
