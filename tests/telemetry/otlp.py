@@ -1,13 +1,16 @@
-"""A real OTLP/gRPC trace receiver on loopback, and the received spans in a form tests can read.
+"""A real OTLP/gRPC receiver on loopback, and the received spans and metrics in a form tests
+can read.
 
-The receiver is the collector's own service definition (`TraceService/Export` from
-opentelemetry-proto) on a `grpc.aio` server, so what a test sees is exactly what fareway's
-exporter put on the wire: protobuf spans, attributes as `AnyValue`s, ids as bytes.
+The receiver is the collector's own service definitions (`TraceService/Export` and
+`MetricsService/Export` from opentelemetry-proto) on a `grpc.aio` server, so what a test sees is
+exactly what fareway's exporters put on the wire: protobuf spans, attributes as `AnyValue`s, ids
+as bytes, metric data points.
 
     async with OtlpReceiver() as receiver:
         ...  # point OTEL_EXPORTER_OTLP_ENDPOINT at receiver.endpoint, serve, flush
         route = one(receiver.spans(), name="route")
         [fallback] = events(route, "fareway.fallback")
+        counts = receiver.sums("fareway.fallbacks")
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from types import TracebackType
 from typing import Any, Self
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -100,14 +107,41 @@ class _Collector(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
+class _MetricsCollector(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self) -> None:
+        self.requests: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
+
+    async def Export(
+        self,
+        request: metrics_service_pb2.ExportMetricsServiceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        self.requests.append(request)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
+Attributes = frozenset[tuple[str, Any]]
+"""A data point's attributes, hashable: look one up with `point(...)`."""
+
+
+def point(**attributes: Any) -> Attributes:
+    """The key of a data point in `OtlpReceiver.sums` (attribute names may contain dots, so
+    pass them as `point(**{"fareway.model": "m"})`)."""
+    return frozenset(attributes.items())
+
+
 class OtlpReceiver:
-    """An OTLP/gRPC trace endpoint on 127.0.0.1 (a free port) that keeps every export."""
+    """An OTLP/gRPC trace and metrics endpoint on 127.0.0.1 (a free port) that keeps every
+    export."""
 
     def __init__(self) -> None:
         self._collector = _Collector()
+        self._metrics = _MetricsCollector()
         self._server = grpc.aio.server()
         add_servicer = trace_service_pb2_grpc.add_TraceServiceServicer_to_server
         add_servicer(self._collector, self._server)  # type: ignore[no-untyped-call]
+        add_metrics = metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server
+        add_metrics(self._metrics, self._server)  # type: ignore[no-untyped-call]
         self.port = self._server.add_insecure_port("127.0.0.1:0")
 
     @property
@@ -129,6 +163,23 @@ class OtlpReceiver:
             for scope_spans in resource_spans.scope_spans
             for span in scope_spans.spans
         ]
+
+    def sums(self, name: str) -> dict[Attributes, float]:
+        """The latest value of each data point of the sum (counter) metric `name`, keyed by
+        its attributes (`point(...)`); {} when none was exported. Counters are exported
+        cumulative, so the latest export holds each point's total."""
+        found: dict[Attributes, float] = {}
+        for request in self._metrics.requests:
+            for resource_metrics in request.resource_metrics:
+                for scope_metrics in resource_metrics.scope_metrics:
+                    for metric in scope_metrics.metrics:
+                        if metric.name != name or metric.WhichOneof("data") != "sum":
+                            continue
+                        for data_point in metric.sum.data_points:
+                            key = frozenset(_attributes(data_point.attributes).items())
+                            kind = data_point.WhichOneof("value")
+                            found[key] = getattr(data_point, kind) if kind else 0
+        return found
 
     async def __aenter__(self) -> Self:
         await self._server.start()

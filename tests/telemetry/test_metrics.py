@@ -226,7 +226,8 @@ def test_budget_utilization_is_the_share_spent_or_held_per_tenant(served: Served
 
 
 def test_escalations_record_the_models() -> None:
-    """No strategy escalates yet: the helper is checked on its own until cascades call it."""
+    """The helper on its own; escalations through the server are counted in
+    test_otlp_export.py."""
     reader = InMemoryMetricReader()
     metrics = Metrics(MeterProvider([reader]).get_meter("test"))
     metrics.record_escalation("fast-1", "powerful-1")

@@ -2,16 +2,23 @@
 variables, exports over OTLP/gRPC to a real receiver on loopback, and the tests read the spans.
 
 One server (its models behind the loopback Anthropic fake) serves every case in CASES once per
-module: each routing strategy, a dry-run Route, a fallback, and refusals. Each case carries its
-own caller `traceparent` (except one that starts a fresh trace), so its spans are found by trace
-id. The runtime is then shut down, which must flush every span to the receiver.
+module: each routing strategy, a dry-run Route, a fallback, a hedge, and refusals. Each case
+carries its own caller `traceparent` (except one that starts a fresh trace), so its spans are
+found by trace id. The runtime is then shut down, which must flush every span to the receiver.
 
-To cover a new behaviour (a cascade's escalation, a hedge): add a Case that provokes it (a
-`script` of fake answers), then a test that reads its event with `events(route, name)`.
+To cover a new behaviour: add a Case that provokes it (a `script` of fake answers), then a test
+that reads its event with `events(route, name)`. The receiver takes metrics too, so the counters
+behind the events are read as exported (`receiver.sums(name)`).
+
+Cascades need answers that state their confidence, which the embedded default configuration's
+simulated models give per prompt: a second server on that configuration (`cascaded`) serves
+the escalation cases. Circuit transitions need a breaker that opens at the first failure: a
+third server (`test_circuit_transitions_are_exported...`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
@@ -19,15 +26,20 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import grpc
 import pytest
 import pytest_asyncio
+import yaml
 
+from fareway import config as fareway_config
 from fareway.budgets.ledger import Limit
 from fareway.budgets.windows import Window
-from fareway.core.clock import SystemClock
+from fareway.config.loader import DEFAULT_CONFIG_NAME, parse_config
+from fareway.config.schema import CircuitBreakerSettings, FarewayConfig
+from fareway.core.clock import Clock, ManualClock, SystemClock
 from fareway.server.app import RunningServer, start_server
 from fareway.server.runtime import build_runtime
 from fareway.telemetry import names, setup
@@ -54,6 +66,7 @@ from tests.telemetry.otlp import (
     children,
     events,
     one,
+    point,
     text_values,
 )
 
@@ -63,6 +76,9 @@ ANSWER_MARKER = "okapi-answer-91d2"
 ANSWER = Answer(chunks=(ANSWER_MARKER, " and more"), input_tokens=40, output_tokens=9)
 SERVICE_NAME = "fareway-under-test"
 RESPONSE_MODEL = "claude-fake"  # what the fake says answered; the request names up-*
+HEDGE_AFTER_MS = 50  # the hedge case's latency target: the first model's first byte is later
+# Held until the client hangs up (the fake's pause wakes at the disconnect): the hedge's loser.
+LATE_ANSWER = dataclasses.replace(ANSWER, first_byte_delay_s=600)
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,12 @@ CASES = (
         script=(HttpError(529, "overloaded_error", "Overloaded"), ANSWER),
     ),
     Case(
+        "hedge",
+        user_request(f"classify this: {PROMPT_MARKER}!", latency_target_ms=HEDGE_AFTER_MS),
+        rpc="Generate",
+        script=(LATE_ANSWER, ANSWER),  # fast-1 never answers; balanced-1, the hedge, does
+    ),
+    Case(
         "invalid",
         user_request(f"hi {PROMPT_MARKER}", step_type="daydreaming"),
         refused=grpc.StatusCode.INVALID_ARGUMENT,
@@ -118,6 +140,8 @@ class Outcome:
     usage: list[router_pb2.Usage] = field(default_factory=list)
     total: router_pb2.Usage | None = None
     fallbacks: list[router_pb2.Fallback] = field(default_factory=list)
+    hedges: list[router_pb2.Hedge] = field(default_factory=list)
+    escalations: list[router_pb2.Escalation] = field(default_factory=list)
     code: grpc.StatusCode = grpc.StatusCode.OK
     spans: list[Span] = field(default_factory=list)
 
@@ -136,7 +160,7 @@ class Outcome:
 
 def otel_env(endpoint: str, metrics: bool = False) -> dict[str, str]:
     """The OTEL_* variables a deployment sets to export to `endpoint` over gRPC; metrics only
-    when asked (the receiver here speaks traces only)."""
+    when asked."""
     return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
@@ -148,10 +172,16 @@ def otel_env(endpoint: str, metrics: bool = False) -> dict[str, str]:
 
 
 async def start_traced(
-    endpoint: str, fake: FakeAnthropic, record_content: bool = False, metrics: bool = False
+    endpoint: str,
+    fake: FakeAnthropic | None,
+    record_content: bool = False,
+    metrics: bool = False,
+    config: FarewayConfig | None = None,
+    clock: Clock | None = None,
 ) -> RunningServer:
     """The real server, its telemetry built from OTEL_* variables in the process environment
-    (where the OpenTelemetry SDK reads the endpoint), models behind `fake`."""
+    (where the OpenTelemetry SDK reads the endpoint); `config` (default: the test catalog with
+    its models behind `fake`)."""
     env = otel_env(endpoint, metrics)
     with pytest.MonkeyPatch.context() as patch:
         for name in [n for n in os.environ if n.startswith("OTEL_")]:
@@ -159,8 +189,12 @@ async def start_traced(
         for name, value in env.items():
             patch.setenv(name, value)
         telemetry = configure_telemetry(os.environ, record_content)
-    config = make_config(provider="upstream", base_url=fake.base_url)
-    runtime = await build_runtime(config, SystemClock(), {**ENV, **env}, telemetry=telemetry)
+    if config is None:
+        assert fake is not None, "the test catalog's models are behind the fake"
+        config = make_config(provider="upstream", base_url=fake.base_url)
+    runtime = await build_runtime(
+        config, clock or SystemClock(), {**ENV, **env}, telemetry=telemetry
+    )
     return await start_server(runtime, "127.0.0.1", 0)
 
 
@@ -178,6 +212,7 @@ async def call(stub: router_pb2_grpc.RouterServiceStub, case: Case) -> Outcome:
             reply = await stub.Complete(case.request, metadata=sent)
             outcome.decision, outcome.total = reply.decision, reply.total
             outcome.usage, outcome.fallbacks = list(reply.usage), list(reply.fallbacks)
+            outcome.hedges, outcome.escalations = list(reply.hedges), list(reply.escalations)
         else:
             async for event in stub.Generate(case.request, metadata=sent):
                 kind = event.WhichOneof("event")
@@ -187,6 +222,10 @@ async def call(stub: router_pb2_grpc.RouterServiceStub, case: Case) -> Outcome:
                     outcome.usage.append(event.usage)
                 elif kind == "fallback":
                     outcome.fallbacks.append(event.fallback)
+                elif kind == "hedge":
+                    outcome.hedges.append(event.hedge)
+                elif kind == "escalation":
+                    outcome.escalations.append(event.escalation)
                 elif kind == "done":
                     outcome.total = event.done.total
     except grpc.aio.AioRpcError as error:
@@ -198,10 +237,11 @@ async def call(stub: router_pb2_grpc.RouterServiceStub, case: Case) -> Outcome:
 
 @dataclass
 class Exported:
-    """Every case's outcome by name, and every span the receiver got."""
+    """Every case's outcome by name, and every span and counter the receiver got."""
 
     outcomes: dict[str, Outcome]
     spans: list[Span]
+    receiver: OtlpReceiver
 
     def __getitem__(self, name: str) -> Outcome:
         return self.outcomes[name]
@@ -211,7 +251,7 @@ class Exported:
 async def exported() -> AsyncIterator[Exported]:
     """Every case through one traced server, the server shut down, the spans received."""
     async with OtlpReceiver() as receiver, FakeAnthropic(default=ANSWER) as fake:
-        running = await start_traced(receiver.endpoint, fake)
+        running = await start_traced(receiver.endpoint, fake, metrics=True)
         try:
             await running.runtime.ledger.configure("other", [Limit(Window.DAY, 1)])
             async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
@@ -225,7 +265,7 @@ async def exported() -> AsyncIterator[Exported]:
         spans = receiver.spans()
     for outcome in outcomes.values():
         outcome.spans = [s for s in spans if s.trace_id == outcome.trace_id]
-    yield Exported(outcomes, spans)
+    yield Exported(outcomes, spans, receiver)
 
 
 def test_every_case_behaved_as_scripted(exported: Exported) -> None:
@@ -236,6 +276,8 @@ def test_every_case_behaved_as_scripted(exported: Exported) -> None:
     strategies = {decision.strategy for decision in decided}
     assert strategies == {"rules", "steps", "cost", "pin"}
     assert len(exported["fallback"].fallbacks) == 1
+    assert len(exported["hedge"].hedges) == 1
+    assert all(not o.hedges for o in exported.outcomes.values() if o.case.name != "hedge")
 
 
 def test_shutdown_flushes_one_trace_per_request(exported: Exported) -> None:
@@ -279,15 +321,16 @@ def test_span_tree(exported: Exported, name: str) -> None:
     attempts = outcome.attempts
     assert all(a.kind == CLIENT for a in attempts)
     assert len(outcome.spans) == 2 + len(attempts), "nothing outside the tree"
-    expected_attempts = {"fallback": 2, "route-only": 0, "invalid": 0, "budget": 0}
+    expected_attempts = {"fallback": 2, "hedge": 2, "route-only": 0, "invalid": 0, "budget": 0}
     assert len(attempts) == expected_attempts.get(name, 1)
 
 
 @pytest.mark.parametrize("name", GENERATED)
 def test_attempt_spans_follow_the_genai_conventions(exported: Exported, name: str) -> None:
     outcome = exported[name]
-    attempt = outcome.attempts[-1]  # the one that answered
     [usage] = [u for u in outcome.usage if u.model == outcome.usage[-1].model]
+    # The one that answered (the spans arrive as they end: a hedge's loser may end last).
+    [attempt] = [a for a in outcome.attempts if a.attributes[names.MODEL] == usage.model]
     provider_model = {"fast": "up-fast", "balanced": "up-balanced", "powerful": "up-powerful"}
     tier = {"fast-1": "fast", "balanced-1": "balanced", "powerful-1": "powerful"}[usage.model]
     assert attempt.name == f"chat {provider_model[tier]}"
@@ -335,7 +378,10 @@ def test_route_span_carries_the_decision(exported: Exported, name: str) -> None:
     assert route[names.REASON] == decision.reason
     assert route[names.ESTIMATED_COST] == decision.estimated_cost_micros
     assert route[names.BUDGET_REMAINING] == decision.budget_remaining_micros
-    assert route[names.LATENCY_TARGET] == 5000  # the tenant's target, from the configuration
+    # The request's own target, else the tenant's from the configuration.
+    hints = outcome.case.request.hints
+    target = hints.latency_target_ms if hints.HasField("latency_target_ms") else 5000
+    assert route[names.LATENCY_TARGET] == target
     assert route[names.CANDIDATES] == tuple(
         f"{c.model} {c.tier} excluded: {c.excluded_reason}"
         if c.excluded_reason
@@ -364,8 +410,9 @@ def test_budget_hold_and_settle_are_recorded_with_their_amounts(
     assert holds[0] == {names.AMOUNT: outcome.decision.estimated_cost_micros}
     assert settle == {names.AMOUNT: outcome.total.cost_micros}
     assert outcome.total.cost_micros == sum(u.cost_micros for u in outcome.usage) > 0
-    # After a fallback the hold is raised once per extra candidate, never lowered.
-    assert len(holds) == 1 + len(outcome.fallbacks)
+    # After a fallback the hold is raised once per extra candidate, and before a hedge once
+    # to cover both attempts at once; never lowered.
+    assert len(holds) == 1 + len(outcome.fallbacks) + len(outcome.hedges)
     assert [h[names.AMOUNT] for h in holds] == sorted(h[names.AMOUNT] for h in holds)
 
 
@@ -397,6 +444,49 @@ def test_a_fallback_is_an_event_between_a_failed_and_a_successful_attempt(
         names.EVENT_FALLBACK,
         names.EVENT_BUDGET_SETTLE,
     ]
+
+
+def test_a_hedge_is_an_event_naming_the_late_model_its_hedge_and_the_winner(
+    exported: Exported,
+) -> None:
+    outcome = exported["hedge"]
+    [wire] = outcome.hedges
+    assert (wire.from_model, wire.to_model, wire.winner) == ("fast-1", "balanced-1", "balanced-1")
+    assert wire.after_ms >= HEDGE_AFTER_MS
+    [hedge] = events(outcome.route, names.EVENT_HEDGE)
+    assert hedge == {
+        names.FROM_MODEL: "fast-1",
+        names.TO_MODEL: "balanced-1",
+        names.AFTER_MS: wire.after_ms,
+        names.WINNER: "balanced-1",
+    }
+    # Both attempts are children of the route span: the late one cancelled, never answered.
+    by_model = {a.attributes[names.MODEL]: a for a in outcome.attempts}
+    late, hedged = by_model["fast-1"], by_model["balanced-1"]
+    assert (late.name, hedged.name) == ("chat up-fast", "chat up-balanced")
+    assert names.GEN_AI_RESPONSE_ID not in late.attributes
+    assert late.attributes.get(names.GEN_AI_USAGE_INPUT_TOKENS, 0) == 0
+    assert late.status_code == STATUS_UNSET, "losing a race is not a failure"
+    assert hedged.attributes[names.GEN_AI_USAGE_OUTPUT_TOKENS] == ANSWER.output_tokens
+    # The late model never sent its headers, so only the hedge used (and was billed) anything.
+    assert [u.model for u in outcome.usage] == ["balanced-1"]
+    assert [e.name for e in outcome.route.events] == [
+        names.EVENT_BUDGET_HOLD,
+        names.EVENT_BUDGET_HOLD,  # raised to cover both attempts before the hedge starts
+        names.EVENT_HEDGE,
+        names.EVENT_BUDGET_SETTLE,
+    ]
+
+
+def test_hedges_and_fallbacks_are_counted_in_the_exported_metrics(exported: Exported) -> None:
+    receiver = exported.receiver
+    hedged = point(
+        **{names.FROM_MODEL: "fast-1", names.TO_MODEL: "balanced-1", names.WINNER: "balanced-1"}
+    )
+    assert receiver.sums(names.METRIC_HEDGES) == {hedged: 1}
+    fell_back = point(**{names.FROM_MODEL: "fast-1", names.TO_MODEL: "balanced-1"})
+    assert receiver.sums(names.METRIC_FALLBACKS) == {fell_back: 1}
+    assert receiver.sums(names.METRIC_ESCALATIONS) == {}, "no case here runs a cascade"
 
 
 @pytest.mark.parametrize(
@@ -485,3 +575,189 @@ async def test_an_unreachable_collector_leaves_serving_unaffected(
             stop_s = time.monotonic() - stopping
     assert elapsed < 3, f"5 calls took {elapsed:.1f} s with the collector down"
     assert stop_s < 2.5, f"shutdown took {stop_s:.1f} s with the collector down"
+
+
+# Escalations (F4), on the embedded default configuration: its simulated claude-haiku-4-5 states
+# a confidence per prompt, 0.36 for SPAM (below the cascade's 0.8, so claude-sonnet-4-6 answers,
+# at 0.87) and 0.84 for URGENT (accepted). A manual clock: the simulated pacing takes no time.
+DEMO_KEY = "fareway-demo-key"
+SPAM = "classify this: spam or not?"
+URGENT = "classify this: urgent or not?"
+HAIKU, SONNET = "claude-haiku-4-5", "claude-sonnet-4-6"
+CASCADE_CASES = (
+    Case(
+        "spam-buffered",
+        user_request(SPAM, strategy="cascade", cascade_mode="buffered"),
+        rpc="Generate",
+        key=DEMO_KEY,
+    ),
+    Case(
+        "spam-speculative",
+        user_request(SPAM, strategy="cascade", cascade_mode="speculative"),
+        rpc="Generate",
+        key=DEMO_KEY,
+    ),
+    Case("spam-complete", user_request(SPAM, strategy="cascade"), key=DEMO_KEY),
+    Case("urgent", user_request(URGENT, strategy="cascade"), rpc="Generate", key=DEMO_KEY),
+)
+ESCALATED = ["spam-buffered", "spam-speculative", "spam-complete"]
+
+
+def embedded_default(**changes: object) -> FarewayConfig:
+    """The embedded default configuration, its ledger in memory (not a file in the working
+    directory), with `changes` to its top-level sections."""
+    text = (Path(fareway_config.__file__).parent / DEFAULT_CONFIG_NAME).read_text("utf-8")
+    data = yaml.safe_load(text) | {"ledger": {"type": "memory"}} | changes
+    return parse_config(yaml.safe_dump(data), "<embedded default, ledger in memory>")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def cascaded() -> AsyncIterator[Exported]:
+    """Every cascade case through one traced server on the embedded default configuration."""
+    async with OtlpReceiver() as receiver:
+        running = await start_traced(
+            receiver.endpoint, None, metrics=True, config=embedded_default(), clock=ManualClock()
+        )
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                stub = router_pb2_grpc.RouterServiceStub(channel)
+                outcomes = {case.name: await call(stub, case) for case in CASCADE_CASES}
+        finally:
+            await running.stop(grace_s=1)
+        spans = receiver.spans()
+    for outcome in outcomes.values():
+        outcome.spans = [s for s in spans if s.trace_id == outcome.trace_id]
+    yield Exported(outcomes, spans, receiver)
+
+
+def test_the_cascade_cases_ran_the_cascade(cascaded: Exported) -> None:
+    for case in CASCADE_CASES:
+        outcome = cascaded[case.name]
+        assert outcome.code == grpc.StatusCode.OK, case.name
+        assert outcome.decision is not None
+        assert (outcome.decision.strategy, outcome.decision.model) == ("cascade", HAIKU)
+
+
+@pytest.mark.parametrize("name", ESCALATED)
+def test_an_escalation_is_an_event_with_the_models_and_the_confidence_gated(
+    cascaded: Exported, name: str
+) -> None:
+    outcome = cascaded[name]
+    [wire] = outcome.escalations
+    assert (wire.from_model, wire.to_model) == (HAIKU, SONNET)
+    assert wire.confidence == pytest.approx(0.36)
+    assert wire.discard_previous == (name == "spam-speculative")
+    [escalation] = events(outcome.route, names.EVENT_ESCALATION)
+    assert escalation == {
+        names.FROM_MODEL: HAIKU,
+        names.TO_MODEL: SONNET,
+        names.CONFIDENCE: pytest.approx(0.36),
+        names.REASON: wire.reason,
+    }
+    assert "0.36" in wire.reason, wire.reason
+    assert "0.8" in wire.reason, wire.reason
+    # The hold is raised for the stronger model before the escalation is announced.
+    assert [e.name for e in outcome.route.events] == [
+        names.EVENT_BUDGET_HOLD,
+        names.EVENT_BUDGET_HOLD,
+        names.EVENT_ESCALATION,
+        names.EVENT_BUDGET_SETTLE,
+    ]
+
+
+@pytest.mark.parametrize("name", ESCALATED)
+def test_both_attempts_of_an_escalation_are_spans_under_the_route(
+    cascaded: Exported, name: str
+) -> None:
+    outcome = cascaded[name]
+    attempts = outcome.attempts
+    assert len(outcome.spans) == 2 + len(attempts)
+    assert sorted(a.attributes[names.MODEL] for a in attempts) == [HAIKU, SONNET]
+    assert all(a.kind == CLIENT and a.status_code == STATUS_UNSET for a in attempts)
+    # Both answered, so both were billed: one usage each, as their spans report.
+    usage = {u.model: u for u in outcome.usage}
+    assert sorted(usage) == [HAIKU, SONNET]
+    for attempt in attempts:
+        billed = usage[attempt.attributes[names.MODEL]]
+        assert attempt.attributes[names.GEN_AI_USAGE_INPUT_TOKENS] == billed.input_tokens
+        assert attempt.attributes[names.GEN_AI_USAGE_OUTPUT_TOKENS] == billed.output_tokens
+    assert outcome.total is not None
+    [settle] = events(outcome.route, names.EVENT_BUDGET_SETTLE)
+    assert settle == {names.AMOUNT: outcome.total.cost_micros}
+    assert outcome.total.cost_micros == sum(u.cost_micros for u in outcome.usage)
+
+
+def test_a_confident_answer_does_not_escalate(cascaded: Exported) -> None:
+    outcome = cascaded["urgent"]
+    assert outcome.escalations == []
+    assert events(outcome.route, names.EVENT_ESCALATION) == []
+    [attempt] = outcome.attempts
+    assert attempt.attributes[names.MODEL] == HAIKU
+    assert [u.model for u in outcome.usage] == [HAIKU]
+
+
+def test_the_route_span_carries_the_cascade_threshold(cascaded: Exported) -> None:
+    for case in CASCADE_CASES:
+        route = cascaded[case.name].route
+        assert route.attributes[names.STRATEGY] == "cascade"
+        assert route.attributes[names.SIGNAL_PREFIX + "cascade.threshold"] == pytest.approx(0.8)
+        assert SONNET in route.attributes[names.REASON], "the reason names the ladder"
+
+
+def test_escalations_are_counted_in_the_exported_metrics(cascaded: Exported) -> None:
+    receiver = cascaded.receiver
+    escalated = point(**{names.FROM_MODEL: HAIKU, names.TO_MODEL: SONNET})
+    assert receiver.sums(names.METRIC_ESCALATIONS) == {escalated: len(ESCALATED)}
+    assert receiver.sums(names.METRIC_HEDGES) == {}, "a cascade is never hedged"
+
+
+# Circuit transitions (F10): a breaker that opens at fast-1's first failure, for 30 s of a
+# manual clock; the helpers themselves are tested in test_circuit_telemetry.py.
+OPENS_AT_ONCE = CircuitBreakerSettings(failures=1, failure_rate=0, cool_down_s=30)
+
+
+async def test_circuit_transitions_are_exported_on_the_route_span_and_counted() -> None:
+    clock = ManualClock()
+    async with OtlpReceiver() as receiver, FakeAnthropic(default=ANSWER) as fake:
+        config = make_config(provider="upstream", base_url=fake.base_url).model_copy(
+            update={"circuit_breaker": OPENS_AT_ONCE}
+        )
+        running = await start_traced(receiver.endpoint, fake, True, True, config, clock)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                stub = router_pb2_grpc.RouterServiceStub(channel)
+                fake.script(HttpError(529, "overloaded_error", "Overloaded"))
+                opened = await call(stub, Case("opens", user_request("classify this: a")))
+                clock.advance(30)
+                probed = await call(stub, Case("probe", user_request("classify this: b")))
+        finally:
+            await running.stop(grace_s=1)
+        spans = receiver.spans()
+    assert (opened.code, probed.code) == (grpc.StatusCode.OK, grpc.StatusCode.OK)
+    assert [u.model for u in opened.usage] == ["balanced-1"], "fell back past the failure"
+    assert [u.model for u in probed.usage] == ["fast-1"], "the probe answered"
+    opened_route = one(spans, trace_id=opened.trace_id, name=names.ROUTE_SPAN)
+    probed_route = one(spans, trace_id=probed.trace_id, name=names.ROUTE_SPAN)
+
+    [opening] = events(opened_route, names.EVENT_CIRCUIT)
+    assert opening == {
+        names.MODEL: "fast-1",
+        names.CIRCUIT_FROM: "closed",
+        names.CIRCUIT_TO: "open",
+        names.CIRCUIT_OPEN_UNTIL: "2026-01-15T12:00:30Z",
+        names.ERROR: opened.fallbacks[0].error,
+    }
+    assert str(opening[names.ERROR]).startswith("overloaded:")
+    assert events(probed_route, names.EVENT_CIRCUIT) == [
+        {names.MODEL: "fast-1", names.CIRCUIT_FROM: "open", names.CIRCUIT_TO: "half_open"},
+        {names.MODEL: "fast-1", names.CIRCUIT_FROM: "half_open", names.CIRCUIT_TO: "closed"},
+    ]
+
+    def moved(before: str, after: str) -> frozenset[tuple[str, object]]:
+        return point(**{names.MODEL: "fast-1", names.CIRCUIT_FROM: before, names.CIRCUIT_TO: after})
+
+    assert receiver.sums(names.METRIC_CIRCUIT_TRANSITIONS) == {
+        moved("closed", "open"): 1,
+        moved("open", "half_open"): 1,
+        moved("half_open", "closed"): 1,
+    }
