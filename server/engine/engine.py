@@ -283,8 +283,9 @@ class Run:
                 return result, answer
             error = result.error
             assert error is not None, "judge() answers for every result without an error"
-            if verdict is Verdict.BROKEN:
+            if verdict is Verdict.BROKEN and (answer is None or answer.streamed):
                 raise StreamBroken(error) from error
+            # Before its first token, or mid-answer while a buffered cascade showed none of it.
             await self._bill_used(result)
             next_model = (
                 None

@@ -6,7 +6,8 @@ next model of the plan's fallback order that the budget can still cover.
   found open when the attempt was admitted) falls back (`Verdict.FALL_BACK`): the next planned
   model whose hold succeeds takes over; models the tenant can no longer afford are skipped.
 - A failure after the first token cannot be taken back: the caller has text, so the request
-  ends as StreamBroken (`Verdict.BROKEN`) and the partial usage is billed.
+  ends as StreamBroken (`Verdict.BROKEN`) and the partial usage is billed. (A buffered
+  cascade's answer is not the caller's until accepted: the engine falls back from that too.)
 
 The order comes from the decision's plan (`routing.decision.Plan.fallbacks`); this policy
 never looks at which strategy made it.

@@ -78,6 +78,8 @@ class RecordedCall:
     sent: list[ProviderEvent] = field(default_factory=list)
     outcome: Outcome = "running"
     ended: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+    stalled: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+    """Set when the script reaches a `Stall`: everything before it was sent."""
 
     @property
     def stopped_early(self) -> bool:
@@ -213,6 +215,7 @@ class ScriptedProvider:
                     case Gate(event=event):
                         await event.wait()
                     case Stall():
+                        record.stalled.set()
                         await asyncio.get_running_loop().create_future()
             record.outcome = "finished"
         except ProviderError:

@@ -22,7 +22,15 @@ from fareway.core.errors import FarewayError
 from fareway.providers.base import ProviderCall
 from fareway.routing.breaker import CircuitBreaker
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.decision import Candidate, Decision, Plan
+from fareway.routing.decision import (
+    Candidate,
+    Cascade,
+    CascadeMode,
+    ConfidenceSource,
+    Decision,
+    HedgePlan,
+    Plan,
+)
 from fareway.routing.latency import LatencyStats
 from fareway.routing.request import ChatMessage, Role, RouteRequest
 from fareway.server.engine.engine import Engine, Run
@@ -108,13 +116,39 @@ async def rig(scripts: Mapping[str, Sequence[Script]], cap_micros: int = CAP_MIC
     return Rig(provider, ledger, clock, engine, breaker, called)
 
 
-def decide(*models: ModelSpec) -> Decision:
-    """A decision for the first model, the others as the plan's fallback order."""
+def decide(*models: ModelSpec, plan: Plan | None = None) -> Decision:
+    """A decision for the first model, the others as the plan's fallback order (or `plan`)."""
     request = RouteRequest((ChatMessage(Role.USER, "hi"),), MAX_TOKENS, TENANT, "req-1")
     ranked = tuple(Candidate(m, 1.0) for m in models)
     return Decision(
-        request, "rules", "test", ranked, (), PROMPT_TOKENS, plan=Plan(fallbacks=models[1:])
+        request,
+        "rules",
+        "test",
+        ranked,
+        (),
+        PROMPT_TOKENS,
+        plan=plan or Plan(fallbacks=models[1:]),
     )
+
+
+def cascade(
+    first: ModelSpec,
+    *ladder: ModelSpec,
+    mode: CascadeMode = CascadeMode.BUFFERED,
+    source: ConfidenceSource = ConfidenceSource.SELF_ASSESSMENT,
+    fallbacks: tuple[ModelSpec, ...] = (),
+    threshold: float = 0.8,
+) -> Decision:
+    """A cascade's decision: `first` answers, `ladder` are the stronger models."""
+    plan = Plan(fallbacks, Cascade(ladder, threshold, mode, source))
+    return decide(first, *ladder, *fallbacks, plan=plan)
+
+
+def hedged(
+    first: ModelSpec, hedge: ModelSpec, *fallbacks: ModelSpec, after_ms: int = 20
+) -> Decision:
+    """A decision for `first`, hedged on `hedge` when its first token is `after_ms` late."""
+    return decide(first, hedge, *fallbacks, plan=Plan(fallbacks, hedge=HedgePlan(hedge, after_ms)))
 
 
 def billed(events: Sequence[GenerationEvent]) -> int:
