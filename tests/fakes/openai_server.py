@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,9 @@ class Answer(_Streamed):
     finish_with_last_text: bool = False
     # False: ignore stream_options.include_usage, as some Ollama and LM Studio builds do.
     report_usage: bool = True
+    # Per text chunk, the log-probability of each of its tokens, sent (as OpenAI does) only when
+    # the request set `logprobs: true`. None: the server ignores that flag (`logprobs: null`).
+    logprobs: Sequence[Sequence[float]] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,9 +114,11 @@ class FakeOpenAI(LoopbackServer[_Stream]):
         await r.start_stream(b.first_byte_delay_s)
         await completion.chunk({"role": "assistant", "content": ""})
         pieces = list(enumerate(b.chunks))
+        logprobs = b.logprobs if isinstance(b, Answer) and wants_logprobs(r.record.body) else None
         async for i, text in r.paced(pieces, b.chunk_delay_s, b.first_chunk_delay_s):
             last = i == len(b.chunks) - 1
-            await completion.chunk({"content": text}, finish_with_text if last else None)
+            tokens = _token_logprobs(text, logprobs[i]) if logprobs is not None else None
+            await completion.chunk({"content": text}, finish_with_text if last else None, tokens)
         if isinstance(b, Drop):
             return  # no terminating chunk: the server closes the socket mid-body
         if isinstance(b, Malformed):
@@ -143,9 +148,16 @@ class _Completion:
             "system_fingerprint": "fp_fake",
         }
 
-    async def chunk(self, delta: dict[str, str], finish_reason: str | None = None) -> None:
-        """A chunk for choice 0; with usage asked for, OpenAI sends `usage: null` on each one."""
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    async def chunk(
+        self,
+        delta: dict[str, str],
+        finish_reason: str | None = None,
+        tokens: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """A chunk for choice 0; with usage asked for, OpenAI sends `usage: null` on each one.
+        `tokens`: the chunk's `logprobs.content` entries (None: `logprobs: null`)."""
+        logprobs = {"content": tokens, "refusal": None} if tokens is not None else None
+        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
         usage = {"usage": None} if self.include_usage else {}
         await self._r.event(json.dumps(self._head | {"choices": [choice]} | usage))
 
@@ -158,6 +170,23 @@ class _Completion:
 
 def _error(error_type: str, message: str, code: str | int | None) -> dict[str, Any]:
     return {"message": message, "type": error_type, "param": None, "code": code}
+
+
+def wants_logprobs(body: Any) -> bool:
+    """Whether a recorded request body asked for token log-probabilities."""
+    return isinstance(body, dict) and body.get("logprobs") is True
+
+
+def _token_logprobs(text: str, logprobs: Sequence[float]) -> list[dict[str, Any]]:
+    """OpenAI's `logprobs.content` entries for a chunk: `text` split into one token per value
+    (the last takes the remainder), each with its bytes and no alternatives."""
+    size = max(1, len(text) // max(1, len(logprobs)))
+    starts = [i * size for i in range(len(logprobs))]
+    ends = [*starts[1:], len(text)][: len(starts)]
+    return [
+        {"token": text[a:b], "logprob": lp, "bytes": list(text[a:b].encode()), "top_logprobs": []}
+        for a, b, lp in zip(starts, ends, logprobs, strict=True)
+    ]
 
 
 def _wants_usage(body: Any) -> bool:

@@ -218,7 +218,7 @@ async def start(serve: Any, sdk: Sdk) -> AsyncIterator[Callable[..., Any]]:
     async with contextlib.AsyncExitStack() as fakes:
 
         async def starter(fault: Fault, breaker: CircuitBreakerSettings | None = None) -> Served:
-            fake = await fakes.enter_async_context(sdk.upstream.fake_cls())
+            fake: LoopbackServer[Any] = await fakes.enter_async_context(sdk.upstream.fake_cls())
             clock = ManualClock()
             config = matrix_config(sdk, fake.base_url, fault, breaker)
             return Served(sdk, fault, await serve(config, clock), fake, clock)
