@@ -21,6 +21,7 @@ from fareway.providers.sim import (
 )
 from fareway.routing.breaker import BreakerPolicy
 from fareway.routing.catalog import ModelSpec
+from fareway.routing.decision import CascadeMode
 from fareway.routing.strategies import StrategyConfig
 from fareway.routing.strategy import unknown
 
@@ -186,6 +187,22 @@ class RateLimitSettings(_Strict):
         return RateLimit(self.requests_per_minute, self.tokens_per_minute)
 
 
+class TenantCascadeSettings(_Strict):
+    """A tenant's overrides of the cascade strategy's threshold and mode (unset: the
+    strategy's). A request's `hints.cascade_mode` beats the mode set here."""
+
+    threshold: float | None = Field(None, ge=0, le=1)
+    mode: CascadeMode | None = None
+
+
+class HedgingSettings(_Strict):
+    """Hedging (F9): a request with a latency target (its own or its tenant's) whose first
+    token is that late also starts on the fastest other eligible model; the first to answer
+    wins. Tenants may turn it on or off for themselves (`tenants.<name>.hedging`)."""
+
+    enabled: bool = True
+
+
 class TenantSettings(_Strict):
     """A tenant: its keys, routing policy, budget, rate limits and latency target. The budget
     and latency target seed the ledger the first time it sees the tenant; SetBudget changes
@@ -197,6 +214,8 @@ class TenantSettings(_Strict):
     budget: tuple[LimitSettings, ...] = ()
     latency_target_ms: int = Field(0, ge=0)
     rate_limits: RateLimitSettings = RateLimitSettings()
+    cascade: TenantCascadeSettings = TenantCascadeSettings()
+    hedging: bool | None = None  # None: the configuration's hedging.enabled
 
     def seed(self) -> TenantSeed:
         """The budget this tenant's configuration gives the ledger."""
@@ -269,6 +288,7 @@ class FarewayConfig(_Strict):
     tenants: dict[str, TenantSettings] = Field(min_length=1)
     admin_keys: tuple[KeySettings, ...] = ()
     circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
+    hedging: HedgingSettings = HedgingSettings()
 
     def problems(self) -> list[tuple[FieldPath, str]]:
         """Cross-references that do not resolve, each as (path into the file, message)."""

@@ -77,7 +77,8 @@ class Plan:
     `fallbacks`: the models to try, in order, when an attempt fails before its first token (at
     most `max_attempts - 1`). `cascade`: the escalation ladder and how to judge answers (None:
     the first answer stands). `hedge`: the model a late first token is hedged on (None: no
-    hedging).
+    hedging). Routing plans no hedge beside a cascade: a cascade's answers are judged before
+    they count, so the first token to arrive does not decide which answer is kept.
     """
 
     fallbacks: tuple[ModelSpec, ...] = ()
@@ -90,9 +91,27 @@ class Plan:
         return cls(fallbacks=tuple(c.model for c in ranked[1:max_attempts]))
 
     def reranked(self, ranked: Sequence[Candidate]) -> Plan:
-        """This plan for a decision re-ranked after routing (the budget's downgrade): as many
-        fallbacks as before, taken from the new order after its first model."""
-        return replace(self, fallbacks=tuple(c.model for c in ranked[1 : 1 + len(self.fallbacks)]))
+        """This plan for a decision re-ranked after routing (the budget's downgrade or its
+        cheapest-only rule): as many fallbacks as before, taken from the new order after its
+        first model. The plan never names a model the new order left out or puts first: the
+        ladder keeps its steps still ranked and stronger than the new first model (after it,
+        when the new first model is a step itself), and the hedge goes when its model now
+        answers first or is no longer ranked."""
+        first = ranked[0].model if ranked else None
+        others = [c.model for c in ranked[1:]]
+        cascade = self.cascade
+        if cascade is not None:
+            ladder = cascade.ladder
+            if first in ladder:
+                ladder = ladder[ladder.index(first) + 1 :]
+            cascade = replace(cascade, ladder=tuple(m for m in ladder if m in others))
+        hedge = self.hedge if self.hedge is not None and self.hedge.model in others else None
+        return replace(
+            self,
+            fallbacks=tuple(others[: len(self.fallbacks)]),
+            cascade=cascade,
+            hedge=hedge,
+        )
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,31 @@
-"""The router: checks hints, applies constraints and pins, asks the strategy, explains why."""
+"""The router: checks hints, applies constraints and pins, asks the strategy, explains why, and
+plans what follows the first attempt (fallbacks, the cascade's ladder, the hedge)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fareway.core.errors import FarewayError, FieldViolation, InvalidRequest, NoModelFits
 from fareway.routing.breaker import CircuitBreaker, CircuitOpen
 from fareway.routing.catalog import Catalog, ModelSpec
-from fareway.routing.decision import Candidate, Decision, Plan, estimate_cost_micros
+from fareway.routing.decision import (
+    Candidate,
+    Cascade,
+    CascadeMode,
+    Decision,
+    HedgePlan,
+    Plan,
+    estimate_cost_micros,
+)
 from fareway.routing.features import Features, extract_features, is_large
 from fareway.routing.latency import LatencyStats
 from fareway.routing.request import Hints, RouteRequest
 from fareway.routing.strategy import Ranking, Scored, Strategy, unknown
 
 PIN_STRATEGY = "pin"
+CASCADE_THRESHOLD_SIGNAL = "cascade.threshold"
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,11 @@ class TenantPolicy:
     strategy: str
     allowed_models: frozenset[str] | None = None  # None: every model in the catalog
     step_strategy: str = ""  # routes requests that carry hints.step_type; "" for none
+    # Overrides of a cascade strategy's threshold and mode for this tenant; None: the strategy's.
+    cascade_threshold: float | None = None
+    cascade_mode: CascadeMode | None = None
+    # Whether a late first token is hedged on another model (with a latency target only).
+    hedging: bool = True
 
 
 @dataclass
@@ -82,7 +97,18 @@ class _Screening:
 
 
 class Router:
-    """Turns a request into a Decision. Stateless apart from its configuration."""
+    """Turns a request into a Decision. Stateless apart from its configuration.
+
+    The decision's plan: the fallbacks are the ranking after its first model (at most
+    `max_attempts - 1`); the cascade is the ranking strategy's ladder, if it draws one, with the
+    tenant's threshold and mode and the request's mode (`hints.cascade_mode`) applied; a pin
+    (hints.model or hints.tier) bypasses the strategy, so it gets no cascade. The hedge, with a
+    latency target (the request's, else the tenant's) and hedging on for the tenant, is the
+    fastest other eligible model (see `_hedge`). A plan with a cascade gets no hedge: a cascade's
+    answers are judged before they count, so the first token is not the answer a race would
+    be won by; racing ladders is left out. A pinned model gets no hedge either (the caller asked
+    for that model); a pinned tier may hedge within the tier.
+    """
 
     def __init__(
         self,
@@ -124,24 +150,51 @@ class Router:
             strategy = self.strategies[strategy_name]
             ranking = await strategy.rank(request, features, screening.eligible)
         ranked = tuple(Candidate(s.model, s.score) for s in ranking.ranked)
+        reason, signals = ranking.reason, dict(ranking.signals)
+        cascade = _cascade(ranking.cascade, hints, policy)
+        hedge = None
+        if cascade is not None:
+            reason = f"{reason}; {cascade.describe()}"
+            signals[CASCADE_THRESHOLD_SIGNAL] = cascade.threshold
+        elif not hints.model:
+            hedge = self._hedge(request.latency_target_ms, ranked, policy)
+        plan = replace(Plan.fallback_order(ranked, self.max_attempts), cascade=cascade, hedge=hedge)
         return Decision(
             request=request,
             strategy=strategy_name,
-            reason=ranking.reason,
+            reason=reason,
             ranked=ranked,
             excluded=tuple(screening.excluded),
             prompt_tokens=features.prompt_tokens,
-            signals=dict(ranking.signals),
-            plan=Plan.fallback_order(ranked, self.max_attempts),
+            signals=signals,
+            plan=plan,
         )
+
+    def _hedge(
+        self, target_ms: int, ranked: Sequence[Candidate], policy: TenantPolicy
+    ) -> HedgePlan | None:
+        """The hedge of a plan without a cascade: with a latency target and hedging on, the
+        fastest other eligible model, started when the first token is `target_ms` late.
+
+        Fastest: the lowest predicted time to first token; models not yet observed come after
+        observed ones, and ties go to the cheaper tier, then to the ranking's order."""
+        if target_ms <= 0 or not policy.hedging or len(ranked) < 2:
+            return None
+
+        def key(model: ModelSpec) -> tuple[bool, float, int]:
+            ttft = self.latency.of(model.id).ttft_ms
+            return (ttft is None, ttft or 0.0, self.catalog.tier_rank(model.tier))
+
+        return HedgePlan(min((c.model for c in ranked[1:]), key=key), target_ms)
 
     def violations(
         self, hints: Hints, max_tokens: int, policy: TenantPolicy
     ) -> list[FieldViolation]:
         """Every problem of these hints (and max_tokens) against the catalog and strategies:
-        unknown strategy, model or tier, max_tokens above what any model accepts, a capability
-        that is empty or that no model offers, and what the ranking strategy refuses. Empty
-        when there is none; the server reports these with the request's other problems."""
+        unknown strategy, model, tier or cascade mode, max_tokens above what any model accepts,
+        a capability that is empty or that no model offers, and what the ranking strategy
+        refuses. Empty when there is none; the server reports these with the request's other
+        problems."""
         found: list[FieldViolation] = []
         if hints.strategy and hints.strategy not in self.strategies:
             what = unknown("strategy", hints.strategy, sorted(self.strategies))
@@ -161,6 +214,9 @@ class Router:
                 )
             )
         found += self._capability_violations(hints.required_capabilities)
+        if hints.cascade_mode and hints.cascade_mode not in CASCADE_MODES:
+            what = unknown("cascade mode", hints.cascade_mode, CASCADE_MODES)
+            found.append(FieldViolation("hints.cascade_mode", what))
         if not (hints.model or hints.tier):  # a pin wins, so no strategy ranks the request
             strategy = self.strategies.get(_strategy_for(hints, policy))
             if strategy is not None:
@@ -248,6 +304,25 @@ class Router:
         screening.exclude_all_but(in_tier, "not in the pinned tier")
         ranked = [Scored(m, m.quality) for m in sorted(in_tier, key=lambda m: -m.quality)]
         return Ranking(ranked, f"hints.tier pinned the {tier} tier")
+
+
+CASCADE_MODES = tuple(m.value for m in CascadeMode)
+
+
+def _cascade(cascade: Cascade | None, hints: Hints, policy: TenantPolicy) -> Cascade | None:
+    """The strategy's cascade with the tenant's threshold and mode, and the request's mode:
+    the request beats the tenant, which beats the strategy."""
+    if cascade is None:
+        return None
+    mode = (
+        CascadeMode(hints.cascade_mode)
+        if hints.cascade_mode
+        else policy.cascade_mode or cascade.mode
+    )
+    threshold = (
+        policy.cascade_threshold if policy.cascade_threshold is not None else cascade.threshold
+    )
+    return replace(cascade, threshold=threshold, mode=mode)
 
 
 def _strategy_for(hints: Hints, policy: TenantPolicy) -> str:

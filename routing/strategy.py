@@ -13,6 +13,7 @@ from typing import Protocol
 
 from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import Catalog, ModelSpec
+from fareway.routing.decision import Cascade
 from fareway.routing.echo import echo
 from fareway.routing.features import Features
 from fareway.routing.request import Hints, RouteRequest
@@ -28,11 +29,14 @@ class Scored:
 
 @dataclass(frozen=True)
 class Ranking:
-    """A strategy's answer: every eligible model, most preferred first, and why."""
+    """A strategy's answer: every eligible model, most preferred first, and why. A strategy
+    that escalates on low confidence (`cascade`) returns its ladder too; the router applies the
+    tenant's and the request's overrides and puts it on the decision's plan."""
 
     ranked: Sequence[Scored]
     reason: str
     signals: Mapping[str, float] = field(default_factory=dict)
+    cascade: Cascade | None = None
 
 
 class Strategy(Protocol):

@@ -131,6 +131,9 @@ def assemble_runtime(
                 frozenset(tenant.allowed_models) if tenant.allowed_models is not None else None
             ),
             step_strategy=config.step_strategy,
+            cascade_threshold=tenant.cascade.threshold,
+            cascade_mode=tenant.cascade.mode,
+            hedging=config.hedging.enabled if tenant.hedging is None else tenant.hedging,
         )
         for name, tenant in config.tenants.items()
     }

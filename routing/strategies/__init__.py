@@ -12,8 +12,11 @@ from typing import Annotated
 
 from pydantic import Field
 
+from fareway.routing.strategies.cascade import CascadeConfig
 from fareway.routing.strategies.cost import CostConfig
 from fareway.routing.strategies.rules import RulesConfig
 from fareway.routing.strategies.steps import PerStepConfig
 
-StrategyConfig = Annotated[RulesConfig | PerStepConfig | CostConfig, Field(discriminator="type")]
+StrategyConfig = Annotated[
+    RulesConfig | PerStepConfig | CostConfig | CascadeConfig, Field(discriminator="type")
+]

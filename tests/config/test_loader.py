@@ -143,12 +143,12 @@ def test_unknown_provider_type_lists_the_known_ones() -> None:
 
 
 def test_unknown_default_strategy() -> None:
-    text = edited("default_strategy: rules", "default_strategy: cascade")
+    text = edited("default_strategy: rules", "default_strategy: semantic")
 
     message = error_of(text)
 
-    line = line_of(text, "default_strategy: cascade")
-    assert f"{NAME}:{line}: default_strategy: unknown strategy 'cascade'; known: rules" in message
+    line = line_of(text, "default_strategy: semantic")
+    assert f"{NAME}:{line}: default_strategy: unknown strategy 'semantic'; known: rules" in message
 
 
 def test_duplicated_model_id() -> None:
@@ -271,14 +271,14 @@ def test_every_schema_problem_is_reported() -> None:
 def test_every_cross_reference_problem_is_reported() -> None:
     text = edited("    tier: balanced\n", "    tier: medium\n")
     text = edited("- id: claude-opus-4-6", "- id: claude-haiku-4-5", text)
-    text = edited("default_strategy: rules", "default_strategy: cascade", text)
+    text = edited("default_strategy: rules", "default_strategy: semantic", text)
 
     lines = error_of(text).splitlines()
 
     assert len(lines) == 4  # the duplicated id is reported at both places
     assert sum("models.1.tier: unknown tier 'medium'" in x for x in lines) == 1
     assert sum("appears twice" in x for x in lines) == 2
-    assert sum("default_strategy: unknown strategy 'cascade'" in x for x in lines) == 1
+    assert sum("default_strategy: unknown strategy 'semantic'" in x for x in lines) == 1
 
 
 def test_invalid_yaml_is_one_line_naming_the_file_not_a_placeholder() -> None:
