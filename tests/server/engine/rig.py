@@ -78,6 +78,26 @@ class Rig:
             return events, error
         return events, None
 
+    async def leave_when_stalled(self, decision: Decision, model_id: str) -> None:
+        """Run the request the servicer's way (closed by aclosing when the handler's task is
+        cancelled) and cancel it, as a caller leaving does, once `model_id`'s call stalls."""
+
+        async def handler() -> None:
+            async with aclosing(self.run(decision)) as events:
+                async for _ in events:
+                    pass
+
+        task = asyncio.create_task(handler())
+        await self.called[model_id].wait()
+        [call] = self.provider.calls_to(model_id)
+        await call.stalled.wait()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return
+        raise AssertionError("the request ended before the caller left")
+
     async def figures(self) -> tuple[int, int]:
         """(spent, reserved) micro-USD of the tenant's day window."""
         [day] = (await self.ledger.state(TENANT)).limits

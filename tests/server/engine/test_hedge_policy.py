@@ -11,7 +11,6 @@ depends on how long anything took.
 from __future__ import annotations
 
 import asyncio
-from contextlib import aclosing
 
 import pytest
 
@@ -188,20 +187,8 @@ async def test_the_winner_breaking_mid_answer_is_stream_broken_and_both_are_bill
 
 async def test_the_caller_leaving_during_the_race_stops_both() -> None:
     r = await rig({"fast": [LATE], "strong": [[UsageReport(10, 0), Stall()]]})
-    seen: list[GenerationEvent] = []
 
-    async def handler() -> None:
-        async with aclosing(r.run(hedged(FAST, STRONG))) as events:
-            async for event in events:
-                seen.append(event)
-
-    task = asyncio.create_task(handler())
-    await r.called["strong"].wait()
-    [hedge] = r.provider.calls_to("strong")
-    await hedge.stalled.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await r.leave_when_stalled(hedged(FAST, STRONG), "strong")
 
     assert all(c.stopped_early for c in r.provider.calls)
     spent, reserved = await r.figures()
