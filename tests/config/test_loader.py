@@ -10,6 +10,8 @@ from fareway.budgets.ledger import Limit, OnExceed
 from fareway.budgets.windows import Window
 from fareway.config.loader import ConfigError, load_config, parse_config
 from fareway.core.errors import StartupError
+from fareway.routing.decision import CascadeMode, ConfidenceSource
+from fareway.routing.strategies.cascade import CascadeConfig
 from fareway.routing.strategies.rules import RulesConfig
 
 NAME = "fareway.yaml"
@@ -356,3 +358,91 @@ def test_a_file_that_is_not_utf8_names_its_path(tmp_path: Path) -> None:
         load_config(path)
 
     assert str(caught.value) == f"{path}: not UTF-8 text (byte 5 cannot be decoded)"
+
+
+# -- cascades and hedging -----------------------------------------------------------------------
+
+
+def test_the_default_has_a_buffered_cascade_strategy_and_hedging_on() -> None:
+    config = load_config()
+
+    cascade = config.strategies["cascade"]
+    assert isinstance(cascade, CascadeConfig)
+    assert (cascade.threshold, cascade.max_escalations, cascade.mode) == (
+        0.8,
+        2,
+        CascadeMode.BUFFERED,
+    )
+    assert cascade.confidence is ConfidenceSource.SELF_ASSESSMENT
+    assert config.hedging.enabled is True
+    demo = config.tenants["demo"]
+    assert (demo.hedging, demo.cascade.threshold, demo.cascade.mode) == (None, None, None)
+
+
+def test_a_tenant_may_override_the_cascade_and_hedging() -> None:
+    text = edited(
+        "latency_target_ms: 2000",
+        "latency_target_ms: 2000\n    hedging: false\n"
+        "    cascade: {threshold: 0.6, mode: speculative}",
+    )
+
+    demo = parse_config(text, NAME).tenants["demo"]
+
+    assert demo.hedging is False
+    assert (demo.cascade.threshold, demo.cascade.mode) == (0.6, CascadeMode.SPECULATIVE)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "says"),
+    [
+        ("    threshold: 0.8", "    threshold: 1.2", "strategies.cascade.threshold", "less than"),
+        (
+            "    max_escalations: 2",
+            "    max_escalations: -1",
+            "strategies.cascade.max_escalations",
+            "greater than or equal to 0",
+        ),
+        ("    mode: buffered", "    mode: eager", "strategies.cascade.mode", "'speculative'"),
+        (
+            "    mode: buffered",
+            "    mode: buffered\n    confidence: vibes",
+            "strategies.cascade.confidence",
+            "'logprobs'",
+        ),
+        ("  enabled: true\n\ntenants", "  enabled: maybe\n\ntenants", "hedging.enabled", "bool"),
+        (
+            "latency_target_ms: 2000",
+            "latency_target_ms: 2000\n    hedging: sometimes",
+            "tenants.demo.hedging",
+            "bool",
+        ),
+        (
+            "latency_target_ms: 2000",
+            "latency_target_ms: 2000\n    cascade: {threshold: -0.5}",
+            "tenants.demo.cascade.threshold",
+            "greater than or equal to 0",
+        ),
+        (
+            "latency_target_ms: 2000",
+            "latency_target_ms: 2000\n    cascade: {mode: eager}",
+            "tenants.demo.cascade.mode",
+            "'buffered' or 'speculative'",
+        ),
+        (
+            "latency_target_ms: 2000",
+            "latency_target_ms: 2000\n    cascade: {levels: 3}",
+            "tenants.demo.cascade.levels",
+            "Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_cascade_and_hedging_errors_name_the_line_and_the_field(
+    old: str, new: str, field: str, says: str
+) -> None:
+    text = edited(old, new)
+    bad = new.replace("\n\ntenants", "").splitlines()[-1].strip()
+
+    message = error_of(text)
+
+    assert message.startswith(f"{NAME}:{line_of(text, bad)}: {field}: "), message
+    assert says in message
