@@ -24,6 +24,7 @@ import grpc
 from fareway.cli import arguments, budget, serve
 from fareway.cli.arguments import CommandError, credentials
 from fareway.client import (
+    CascadeMode,
     Decision,
     Done,
     Escalation,
@@ -38,6 +39,7 @@ from fareway.core.errors import StartupError
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
 EXIT_INTERRUPTED = 128 + 2  # SIGINT
+CONFIDENCE_SIGNAL = "cascade.confidence"  # the accepted answer's, on Done.signals
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,6 +213,22 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="a capability the model must have, e.g. tools or vision (repeatable; default: none)",
     )
+    parser.add_argument(
+        "--latency-target-ms",
+        type=arguments.positive_int,
+        default=None,
+        metavar="MS",
+        help="time-to-first-token target in milliseconds, 1 or more; models predicted to miss "
+        "it are skipped, and a first token that late is hedged on another model (default: "
+        "the tenant's)",
+    )
+    parser.add_argument(
+        "--cascade-mode",
+        choices=[m.value for m in CascadeMode],
+        default="",
+        help="with the cascade strategy: buffered shows only the accepted answer, speculative "
+        "streams at once and says when text is discarded (default: the tenant's)",
+    )
 
 
 def _options(args: argparse.Namespace) -> RequestOptions:
@@ -222,6 +240,8 @@ def _options(args: argparse.Namespace) -> RequestOptions:
         tier=args.tier,
         step_type=args.step_type,
         required_capabilities=args.capability,
+        latency_target_ms=args.latency_target_ms,
+        cascade_mode=args.cascade_mode,
     )
 
 
@@ -245,20 +265,28 @@ def _chat(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                 case Escalation() as e:
-                    dropped = " (the text above is dropped)" if e.discard_previous else ""
-                    print(
-                        f"\n[escalation {e.from_model} → {e.to_model}: {e.reason}{dropped}]",
-                        file=sys.stderr,
-                    )
+                    print(f"\n{_escalation_line(e)}", file=sys.stderr)
                 case Done(total=total) as done:
                     print()
+                    confidence = done.signals.get(CONFIDENCE_SIGNAL)
+                    accepted = "" if confidence is None else f" · confidence {confidence:.2f}"
                     print(
                         f"[{done.stop_reason} · {total.input_tokens} in / "
                         f"{total.output_tokens} out · ${total.cost_micros / 1e6:.6f} · "
-                        f"first token {done.ttft_ms} ms]",
+                        f"first token {done.ttft_ms} ms{accepted}]",
                         file=sys.stderr,
                     )
     return 0
+
+
+def _escalation_line(e: Escalation) -> str:
+    """A cascade's move to a stronger model. In speculative mode the text already printed was
+    the abandoned answer: the line says so, since a terminal cannot take it back."""
+    dropped = " (discarding the text above: the answer that follows replaces it)"
+    return (
+        f"[↑ escalated {e.from_model} → {e.to_model}: {e.reason}"
+        f"{dropped if e.discard_previous else ''}]"
+    )
 
 
 def _route(args: argparse.Namespace) -> int:
@@ -270,6 +298,8 @@ def _route(args: argparse.Namespace) -> int:
     print(f"estimate:  ${d.estimated_cost_micros / 1e6:.6f} at most")
     if d.budget_remaining_micros is not None:
         print(f"budget:    ${budget.usd(d.budget_remaining_micros)} left")
+    if d.signals:
+        print(f"signals:   {', '.join(f'{k}={v:g}' for k, v in sorted(d.signals.items()))}")
     print("candidates:")
     for c in d.candidates:
         verdict = f"excluded: {c.excluded_reason}" if c.excluded_reason else f"score {c.score:.2f}"

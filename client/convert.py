@@ -74,6 +74,7 @@ def generate_request(
         tier=options.get("tier", ""),
         required_capabilities=list(options.get("required_capabilities", ())),
         labels=dict(options.get("labels", {})),
+        cascade_mode=str(options.get("cascade_mode", "")),
     )
     max_cost = options.get("max_cost_micros")
     if max_cost is not None:

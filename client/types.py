@@ -21,6 +21,15 @@ class Role(StrEnum):
     ASSISTANT = "assistant"
 
 
+class CascadeMode(StrEnum):
+    """How a cascade (the `cascade` strategy) shows answers it may still abandon."""
+
+    BUFFERED = "buffered"
+    """No text until an answer is accepted: you never see an abandoned answer."""
+    SPECULATIVE = "speculative"
+    """Text streams at once; an `Escalation` with `discard_previous` says to drop it."""
+
+
 Prompt = str | Sequence[tuple[Role | str, str]]
 """A request's conversation: one user turn as a string, or (role, content) pairs in order."""
 
@@ -48,6 +57,9 @@ class RequestOptions(TypedDict, total=False):
     """Capabilities the chosen model must have (for example "tools", "vision")."""
     labels: Mapping[str, str]
     """Free-form labels that routing rules may match on."""
+    cascade_mode: CascadeMode | str
+    """A cascade's mode for this request ("buffered" or "speculative"); default: the tenant's,
+    else the strategy's. Applies only when the request is routed by a cascade."""
     request_id: str
     """Your id for the request; the server makes one when empty and echoes it."""
 

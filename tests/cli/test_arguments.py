@@ -71,6 +71,14 @@ def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
             "argument --soft: expected a fraction from 0 to 1 (0.8 means 80 %), got '1.5'",
         ),
         (("serve", "--port", "70000"), "argument --port: expected a port from 0 to 65535, got"),
+        (
+            ("chat", "hi", "--cascade-mode", "eager"),
+            "argument --cascade-mode: invalid choice: 'eager' (choose from ",
+        ),
+        (
+            ("route", "hi", "--latency-target-ms", "0"),
+            "argument --latency-target-ms: expected a whole number of 1 or more, got '0'",
+        ),
     ],
 )
 def test_a_bad_value_is_a_usage_error_saying_what_is_valid(

@@ -103,6 +103,29 @@ def test_route_explains_the_decision(target: str) -> None:
     assert "claude-sonnet-4-6" in powerful.stdout, "every candidate is listed"
 
 
+def test_route_with_the_cascade_strategy_explains_the_ladder(target: str) -> None:
+    result = fareway(target, "route", "is this spam?", "--strategy", "cascade")
+
+    assert result.returncode == 0, result.stderr
+    assert "model:     claude-haiku-4-5 (anthropic, fast tier)" in result.stdout
+    assert "strategy:  cascade" in result.stdout
+    assert (
+        "why:       the cheapest eligible tier answers first: claude-haiku-4-5 (fast); below "
+        "confidence 0.8 (self-assessment) it escalates to claude-sonnet-4-6, then "
+        "claude-opus-4-6 (buffered)\n"
+    ) in result.stdout
+    assert "signals:   cascade.threshold=0.8\n" in result.stdout
+
+
+def test_route_takes_the_cascade_mode(target: str) -> None:
+    result = fareway(
+        target, "route", "is this spam?", "--strategy", "cascade", "--cascade-mode", "speculative"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "claude-opus-4-6 (speculative)\n" in result.stdout
+
+
 def test_models_lists_the_simulated_claude_tiers(target: str) -> None:
     result = fareway(target, "models")
 

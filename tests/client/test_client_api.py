@@ -13,6 +13,7 @@ def test_all_lists_the_public_names() -> None:
         "Budget",
         "BudgetLimit",
         "Candidate",
+        "CascadeMode",
         "Client",
         "Completion",
         "DeadlineExceeded",

@@ -11,15 +11,20 @@ import pytest
 from fareway.cli.main import main
 from fareway.client import (
     AsyncClient,
+    CascadeMode,
     Client,
     Decision,
     Done,
     Escalation,
     Hedge,
+    InvalidArgument,
     TextDelta,
     Usage,
     convert,
 )
+from fareway.routing.decision import Decision as Decision_
+from fareway.routing.request import RouteRequest
+from fareway.routing.router import TenantPolicy
 from fareway.server.engine.events import (
     AttemptUsage,
     Billed,
@@ -110,3 +115,66 @@ def test_chat_prints_a_hedge_line_like_the_fallback_line(
     assert status == 0, err
     assert out == "Probably spam.Not spam.\n"
     assert "\n[hedge big-1 → big-2 after 800 ms: big-2 answers]\n" in err
+
+
+def test_chat_says_when_an_escalation_discards_the_text_above_and_shows_the_confidence(
+    server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.running.runtime.generation = ScriptedGeneration(SCRIPT)  # type: ignore[assignment]
+
+    status = main(["chat", "hi", "--target", server.target, "--api-key", TENANT_KEY])
+
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert out == "Probably spam.Not spam.\n", "stdout carries the text as it came"
+    assert (
+        "\n[↑ escalated fast-1 → big-1: low confidence (discarding the text above: the answer "
+        "that follows replaces it)]\n"
+    ) in err
+    assert err.endswith("first token 45 ms · confidence 0.94]\n")
+
+
+BUFFERED: list[GenerationEvent] = [
+    Escalated("fast-1", "big-1", "confidence 0.36 is below the threshold 0.8", 0.36, False),
+    Delta("Not spam."),
+    Billed(AttemptUsage("big-1", 10, 3, 30)),
+    Finished("end_turn", AttemptUsage("", 10, 3, 30), 45, {}),
+]
+
+
+def test_chat_prints_a_buffered_escalation_without_a_discard_and_no_confidence_when_none_came(
+    server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.running.runtime.generation = ScriptedGeneration(BUFFERED)  # type: ignore[assignment]
+
+    argv = ["chat", "hi", "--target", server.target, "--api-key", TENANT_KEY]
+
+    status = main([*argv, "--cascade-mode", "buffered"])
+
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert out == "Not spam.\n"
+    assert "\n[↑ escalated fast-1 → big-1: confidence 0.36 is below the threshold 0.8]\n" in err
+    assert "discard" not in err
+    assert err.endswith("first token 45 ms]\n")
+
+
+async def test_the_cascade_mode_reaches_the_router(harness: Harness) -> None:
+    seen: list[str] = []
+    router = harness.running.runtime.router
+    decide = router.decide
+
+    async def spy(request: RouteRequest, policy: TenantPolicy) -> Decision_:
+        seen.append(request.hints.cascade_mode)
+        return await decide(request, policy)
+
+    router.decide = spy  # type: ignore[method-assign]
+    async with AsyncClient(f"127.0.0.1:{harness.running.port}", TENANT_KEY) as client:
+        await client.route("hi", cascade_mode=CascadeMode.SPECULATIVE)
+        with pytest.raises(InvalidArgument) as caught:
+            await client.route("hi", cascade_mode="eager")
+
+    assert seen == ["speculative"]
+    assert "hints.cascade_mode: unknown cascade mode 'eager'; known: buffered, speculative" in str(
+        caught.value
+    )

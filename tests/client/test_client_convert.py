@@ -9,6 +9,7 @@ from google.protobuf import timestamp_pb2
 
 from fareway.client import (
     BudgetLimit,
+    CascadeMode,
     Decision,
     Done,
     Escalation,
@@ -47,6 +48,7 @@ def test_messages_and_every_option_reach_the_wire() -> None:
         required_capabilities=["tools", "vision"],
         labels={"team": "search"},
         request_id="req-1",
+        cascade_mode="speculative",
     )
 
     assert [(m.role, m.content) for m in request.messages] == [
@@ -66,6 +68,15 @@ def test_messages_and_every_option_reach_the_wire() -> None:
     assert (hints.max_cost_micros, hints.latency_target_ms) == (0, 250)
     assert list(hints.required_capabilities) == ["tools", "vision"]
     assert dict(hints.labels) == {"team": "search"}
+    assert hints.cascade_mode == "speculative"
+
+
+def test_the_cascade_mode_goes_as_its_name_and_is_empty_unless_given() -> None:
+    assert convert.generate_request("hi").hints.cascade_mode == ""
+    chosen = convert.generate_request("hi", cascade_mode=CascadeMode.BUFFERED)
+    assert chosen.hints.cascade_mode == "buffered"
+    # The server checks the value, naming the known ones (INVALID_ARGUMENT).
+    assert convert.generate_request("hi", cascade_mode="eager").hints.cascade_mode == "eager"
 
 
 def test_an_unknown_option_or_role_is_refused_before_sending() -> None:
