@@ -58,6 +58,7 @@ class Span:
     status_code: int
     status_message: str
     resource: Mapping[str, Any]
+    start_time_unix_nano: int = 0
 
 
 def events(span: Span, name: str) -> list[Mapping[str, Any]]:
@@ -206,6 +207,7 @@ def _span(span: trace_pb2.Span, resource: Mapping[str, Any]) -> Span:
         status_code=span.status.code,
         status_message=span.status.message,
         resource=resource,
+        start_time_unix_nano=span.start_time_unix_nano,
     )
 
 
