@@ -76,7 +76,7 @@ class Fault:
     after_first_token: bool = False
     retry_after_s: int | None = None  # RetryInfo on the UNAVAILABLE status
     first_token_timeout_s: float | None = None
-    message: str | None = None  # the whole fallback error, where it is fareway's own words
+    says: str = ""  # in the error's text, where fareway words it itself
     opens_stream: bool = False  # a 200 stream starts before the fault (see Sdk.usage_at_start)
 
     def __str__(self) -> str:
@@ -102,13 +102,14 @@ FAULTS = [
         lambda sdk: sdk.upstream.answer(first_chunk_delay_s=STALL_S),
         "timeout",
         first_token_timeout_s=FIRST_TOKEN_TIMEOUT_S,
-        message=f"timeout: no first token within {FIRST_TOKEN_TIMEOUT_S:g} s",
+        says=f"no first token within {FIRST_TOKEN_TIMEOUT_S:g} s",
         opens_stream=True,
     ),
     Fault(
         "malformed-before-first-token",
         lambda sdk: sdk.malformed(chunks=()),
         "provider_error",
+        says="malformed response from the upstream: JSONDecodeError",
         opens_stream=True,
     ),
     Fault(
@@ -121,6 +122,7 @@ FAULTS = [
         "malformed-after-first-token",
         lambda sdk: sdk.malformed(chunks=("Half",)),
         "provider_error",
+        says="malformed response from the upstream: JSONDecodeError",
         after_first_token=True,
     ),
 ]
@@ -252,8 +254,7 @@ async def test_a_fault_before_the_first_token_falls_back_to_the_next_model(
     fallback = next(e.fallback for e in events if e.HasField("fallback"))
     assert (fallback.from_model, fallback.to_model) == ("fast-1", "balanced-1")
     assert fallback.error.startswith(f"{fault.kind}: ")
-    if fault.message is not None:
-        assert fallback.error == fault.message
+    assert fault.says in fallback.error
     assert "".join(e.delta.text for e in events if e.HasField("delta")) == "Not spam"
     usages = [e.usage for e in events if e.HasField("usage")]
     assert [(u.model, u.cost_micros) for u in usages] == billed
@@ -285,6 +286,7 @@ async def test_a_fault_before_the_first_token_with_no_fallback_is_unavailable(
         "fareway.dev",
         "fast-1",
     )
+    assert fault.says in info.metadata["error"]
     retry = detail(error, error_details_pb2.RetryInfo)
     assert (retry.retry_delay.seconds if retry is not None else None) == fault.retry_after_s
     billed = early[0] * 1 + early[1] * 5 if early else 0  # what the failed stream reported
@@ -308,6 +310,7 @@ async def test_a_fault_after_the_first_token_is_aborted_and_the_partial_answer_b
     info = detail(error, error_details_pb2.ErrorInfo)
     assert info is not None
     assert (info.reason, info.metadata["model"]) == (fault.kind.upper(), "fast-1")
+    assert fault.says in info.metadata["error"]
     assert served.sent_models() == ["up-fast"]
     spent, reserved = await served.figures()
     assert reserved == 0
