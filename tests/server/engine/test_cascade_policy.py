@@ -1,7 +1,8 @@
 """The engine under the cascade policy, in process, against the scripted provider, in both
 modes: an answer confident enough stands; one that is not escalates up the ladder, with the
-events API.md names; failures, the budget, the deadline and the caller leaving each end the
-way the engine's docstring says, with nothing left reserved and exactly the used tokens billed.
+events router.proto names; failures, the budget, the deadline and the caller leaving each end
+the way the engine's docstring says, with nothing left reserved and exactly the used tokens
+billed.
 """
 
 from __future__ import annotations
