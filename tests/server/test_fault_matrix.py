@@ -1,6 +1,6 @@
 """The upstream fault matrix (issue 9): through the real server, with the real `anthropic` and
-`openai` SDKs against the loopback fakes, each fault gives the stream, status and budget API.md
-says, and repeated faults open the model's circuit.
+`openai` SDKs against the loopback fakes, each fault gives the stream, status and budget the
+README's error table says, and repeated faults open the model's circuit.
 
 The catalog is the harness's, with one change: fast-1 (where the rules send SIMPLE, balanced-1
 next) is served by a provider of its own, `first`, of the SDK's type. Its base URL is the fake's
