@@ -13,6 +13,7 @@
     │   ├── Overloaded
     │   ├── ProviderTimeout
     │   ├── ProviderUnreachable
+    │   ├── MalformedResponse   the response was not the API's wire format
     │   └── ProviderRejected    the provider refused the request itself (4xx other than 429)
     ├── AllCandidatesFailed     UNAVAILABLE        (every candidate failed before its first token)
     ├── StreamBroken            ABORTED            (a provider failed after tokens were streamed)
@@ -122,6 +123,13 @@ class ProviderUnreachable(ProviderError):
     """The connection to the provider failed."""
 
     kind = "connection_error"
+
+
+class MalformedResponse(ProviderError):
+    """The provider's response was not its API's wire format (a chunk that is not JSON, or
+    JSON of the wrong shape): a failure of the upstream like any other."""
+
+    kind = "malformed_response"
 
 
 class ProviderRejected(ProviderError):

@@ -14,6 +14,7 @@ import math
 import httpx2
 
 from fareway.core.errors import (
+    MalformedResponse,
     Overloaded,
     ProviderError,
     ProviderRejected,
@@ -75,7 +76,7 @@ def malformed_stream(exc: Exception, model: str) -> ProviderError:
     """The upstream sent something that is not the API's wire format: a provider failure like
     any other (fallback before the first token, ABORTED after it, counted by the breaker),
     never an internal error of fareway's."""
-    return ProviderError(
+    return MalformedResponse(
         f"malformed response from the upstream: {type(exc).__name__}: {describe(exc)}",
         model=model,
     )

@@ -108,7 +108,7 @@ FAULTS = [
     Fault(
         "malformed-before-first-token",
         lambda sdk: sdk.malformed(chunks=()),
-        "provider_error",
+        "malformed_response",
         says="malformed response from the upstream: JSONDecodeError",
         opens_stream=True,
     ),
@@ -121,7 +121,7 @@ FAULTS = [
     Fault(
         "malformed-after-first-token",
         lambda sdk: sdk.malformed(chunks=("Half",)),
-        "provider_error",
+        "malformed_response",
         says="malformed response from the upstream: JSONDecodeError",
         after_first_token=True,
     ),
