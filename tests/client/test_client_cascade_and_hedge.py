@@ -104,20 +104,7 @@ def test_sync_complete_has_the_hedges_too(server: ServerThread) -> None:
     assert completion.text == "Not spam."
 
 
-def test_chat_prints_a_hedge_line_like_the_fallback_line(
-    server: ServerThread, capsys: pytest.CaptureFixture[str]
-) -> None:
-    server.running.runtime.generation = ScriptedGeneration(SCRIPT)  # type: ignore[assignment]
-
-    status = main(["chat", "hi", "--target", server.target, "--api-key", TENANT_KEY])
-
-    out, err = capsys.readouterr()
-    assert status == 0, err
-    assert out == "Probably spam.Not spam.\n"
-    assert "\n[hedge big-1 → big-2 after 800 ms: big-2 answers]\n" in err
-
-
-def test_chat_says_when_an_escalation_discards_the_text_above_and_shows_the_confidence(
+def test_chat_prints_hedge_and_escalation_lines_and_the_confidence(
     server: ServerThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server.running.runtime.generation = ScriptedGeneration(SCRIPT)  # type: ignore[assignment]
@@ -127,6 +114,7 @@ def test_chat_says_when_an_escalation_discards_the_text_above_and_shows_the_conf
     out, err = capsys.readouterr()
     assert status == 0, err
     assert out == "Probably spam.Not spam.\n", "stdout carries the text as it came"
+    assert "\n[hedge big-1 → big-2 after 800 ms: big-2 answers]\n" in err
     assert (
         "\n[↑ escalated fast-1 → big-1: low confidence (discarding the text above: the answer "
         "that follows replaces it)]\n"
