@@ -63,10 +63,16 @@ class Cascade:
 @dataclass(frozen=True)
 class HedgePlan:
     """Hedging (F9): when the first attempt's first token has not come `after_ms` after it
-    started, the same request also starts on `model`; the first to answer wins."""
+    started, the same request also starts on the first of `models` (fastest first) whose hold
+    the budget covers; the first to answer wins."""
 
-    model: ModelSpec
+    models: tuple[ModelSpec, ...]
     after_ms: int
+
+    @property
+    def model(self) -> ModelSpec:
+        """The preferred hedge model: the fastest."""
+        return self.models[0]
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class Plan:
 
     `fallbacks`: the models to try, in order, when an attempt fails before its first token (at
     most `max_attempts - 1`). `cascade`: the escalation ladder and how to judge answers (None:
-    the first answer stands). `hedge`: the model a late first token is hedged on (None: no
+    the first answer stands). `hedge`: the models a late first token may be hedged on (None: no
     hedging). Routing plans no hedge beside a cascade: a cascade's answers are judged before
     they count, so the first token to arrive does not decide which answer is kept.
     """
@@ -95,8 +101,8 @@ class Plan:
         cheapest-only rule): as many fallbacks as before, taken from the new order after its
         first model. The plan never names a model the new order left out or puts first: the
         ladder keeps its steps still ranked and stronger than the new first model (after it,
-        when the new first model is a step itself), and the hedge goes when its model now
-        answers first or is no longer ranked."""
+        when the new first model is a step itself), and the hedge keeps its models that are still
+        ranked and not first (it goes when none is)."""
         first = ranked[0].model if ranked else None
         others = [c.model for c in ranked[1:]]
         cascade = self.cascade
@@ -105,7 +111,10 @@ class Plan:
             if first in ladder:
                 ladder = ladder[ladder.index(first) + 1 :]
             cascade = replace(cascade, ladder=tuple(m for m in ladder if m in others))
-        hedge = self.hedge if self.hedge is not None and self.hedge.model in others else None
+        hedge = self.hedge
+        if hedge is not None:
+            kept = tuple(m for m in hedge.models if m in others)
+            hedge = replace(hedge, models=kept) if kept else None
         return replace(
             self,
             fallbacks=tuple(others[: len(self.fallbacks)]),

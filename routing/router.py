@@ -174,7 +174,8 @@ class Router:
         self, target_ms: int, ranked: Sequence[Candidate], policy: TenantPolicy
     ) -> HedgePlan | None:
         """The hedge of a plan without a cascade: with a latency target and hedging on, the
-        fastest other eligible model, started when the first token is `target_ms` late.
+        other eligible models, fastest first (the engine takes the first whose hold succeeds),
+        started when the first token is `target_ms` late.
 
         Fastest: the lowest predicted time to first token; models not yet observed come after
         observed ones, and ties go to the cheaper tier, then to the ranking's order."""
@@ -185,7 +186,7 @@ class Router:
             ttft = self.latency.of(model.id).ttft_ms
             return (ttft is None, ttft or 0.0, self.catalog.tier_rank(model.tier))
 
-        return HedgePlan(min((c.model for c in ranked[1:]), key=key), target_ms)
+        return HedgePlan(tuple(sorted((c.model for c in ranked[1:]), key=key)), target_ms)
 
     def violations(
         self, hints: Hints, max_tokens: int, policy: TenantPolicy

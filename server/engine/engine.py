@@ -341,25 +341,22 @@ class Run:
         return self._finished(judged.result, {SIGNAL: judged.gated()}, stands)
 
     async def _hedged(self, model: ModelSpec, hedge: HedgePlan) -> AttemptResult:
-        """The first attempt, hedged on `hedge.model` when its first token is late (the hedge
-        policy): whichever answers first streams, the other is stopped and billed."""
+        """The first attempt, hedged when its first token is late (the hedge policy): on the
+        first of the plan's hedge models the budget covers beside it; whichever answers first
+        streams, the other is stopped and billed."""
         race = Race(self._channel.send)
         first = self._launch(model, self._channel.send, race.claim_for(model.id))
-        if (
-            await race.wait({first}, hedge.after_ms / 1000)
-            or hedge.model.id in self._tried
-            or self._out_of_time()
-            or not await self._afford_both(model, hedge.model)
-        ):
+        if await race.wait({first}, hedge.after_ms / 1000) or self._out_of_time():
             return await self._conclude(first)
-        second = self._launch(hedge.model, self._channel.send, race.claim_for(hedge.model.id))
-        race.start_hedge(model.id, hedge.model.id)
+        other = await self._hedge_model(model, hedge)
+        if other is None:
+            return await self._conclude(first)
+        second = self._launch(other, self._channel.send, race.claim_for(other.id))
+        race.start_hedge(model.id, other.id)
         await race.wait({first, second}, None)
         hedged = race.hedged
         assert hedged is not None, "start_hedge() records the hedge"
-        self._wiring.observer.hedge(
-            self._span, model.id, hedge.model.id, hedged.after_ms, race.winner
-        )
+        self._wiring.observer.hedge(self._span, model.id, other.id, hedged.after_ms, race.winner)
         if race.winner:
             winner, loser = (first, second) if race.winner == model.id else (second, first)
             await self._bill_used(await self._stop(loser))
@@ -368,10 +365,21 @@ class Run:
         # (an empty answer).
         results = [self._record(first), self._record(second)]
         chosen = next((r for r in results if r.error is None), results[0])
-        for other in results:
-            if other is not chosen:
-                await self._bill_used(other)
+        for result in results:
+            if result is not chosen:
+                await self._bill_used(result)
         return chosen
+
+    async def _hedge_model(self, running: ModelSpec, hedge: HedgePlan) -> ModelSpec | None:
+        """The first hedge model not tried yet whose estimate the budget can hold beside the
+        running attempt's (the hold re-targeted to both); None when none can."""
+        estimate = self._decision.estimated_cost_micros
+        for model in hedge.models:
+            if model.id not in self._tried and await self._hold(
+                estimate(running) + estimate(model)
+            ):
+                return model
+        return None
 
     async def _attempt(self, model: ModelSpec, send: Send) -> AttemptResult:
         """One attempt on `model`, alone: started and awaited."""
@@ -476,11 +484,6 @@ class Run:
     async def _afford(self, model: ModelSpec) -> bool:
         """Re-target the hold to cover an attempt on `model`; False when it cannot."""
         return await self._hold(self._decision.estimated_cost_micros(model))
-
-    async def _afford_both(self, running: ModelSpec, hedge: ModelSpec) -> bool:
-        """Re-target the hold to cover the running attempt and a hedge at once."""
-        estimate = self._decision.estimated_cost_micros
-        return await self._hold(estimate(running) + estimate(hedge))
 
     async def _hold(self, estimate_micros: int) -> bool:
         try:

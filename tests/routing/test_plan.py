@@ -201,6 +201,8 @@ async def test_the_hedge_is_the_fastest_observed_other_model(
     assert decision.model.id == OPUS
     assert decision.plan.hedge is not None
     assert (decision.plan.hedge.model.id, decision.plan.hedge.after_ms) == (SONNET, 1500)
+    # The slower one stays as the hedge for when the budget cannot cover the faster.
+    assert [m.id for m in decision.plan.hedge.models] == [SONNET, HAIKU]
     assert "hedge" not in decision.reason, "the reason is the strategy's own"
 
 
@@ -287,7 +289,7 @@ def ids(models: tuple[ModelSpec, ...]) -> list[str]:
     return [m.id for m in models]
 
 
-async def test_a_downgrade_drops_a_hedge_on_the_new_first_model(
+async def test_a_downgrade_drops_the_new_first_model_from_the_hedge(
     router: Router, policy: TenantPolicy, make_request: MakeRequest, catalog: Catalog
 ) -> None:
     observe(router, SONNET, 0.3)
@@ -299,7 +301,10 @@ async def test_a_downgrade_drops_a_hedge_on_the_new_first_model(
     assert decision.plan.hedge is not None
     assert decision.plan.hedge.model.id == SONNET
     assert downgraded.model.id == SONNET
-    assert downgraded.plan.hedge is None
+    assert downgraded.plan.hedge is not None
+    ranked_others = {c.model for c in downgraded.ranked[1:]}
+    assert set(downgraded.plan.hedge.models) <= ranked_others
+    assert SONNET not in [m.id for m in downgraded.plan.hedge.models]
 
 
 async def test_a_downgrade_keeps_a_hedge_on_another_ranked_model(
@@ -311,9 +316,12 @@ async def test_a_downgrade_keeps_a_hedge_on_another_ranked_model(
     downgraded = apply_budget(decision, budget(soft, 900_000), catalog)
 
     assert downgraded.model.id == SONNET
-    assert downgraded.plan.hedge == decision.plan.hedge
+    assert decision.plan.hedge is not None
     assert downgraded.plan.hedge is not None
     assert downgraded.plan.hedge.model.id == HAIKU
+    assert downgraded.plan.hedge.models == tuple(
+        m for m in decision.plan.hedge.models if m.id != SONNET
+    )
 
 
 def test_reranking_keeps_only_ladder_steps_stronger_than_the_new_first_model(

@@ -4,6 +4,7 @@ in-process policy tests: no server, no network, no sleeping on the injected cloc
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -109,7 +110,7 @@ async def rig(scripts: Mapping[str, Sequence[Script]], cap_micros: int = CAP_MIC
     fails the test)."""
     clock = ManualClock()
     queues = {model_id: list(plays) for model_id, plays in scripts.items()}
-    called = {model_id: asyncio.Event() for model_id in (FAST.id, STRONG.id, SPARE.id)}
+    called: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
     def next_script(call: ProviderCall) -> Script:
         called[call.model.id].set()
@@ -165,10 +166,16 @@ def cascade(
 
 
 def hedged(
-    first: ModelSpec, hedge: ModelSpec, *fallbacks: ModelSpec, after_ms: int = 20
+    first: ModelSpec,
+    hedge: ModelSpec,
+    *fallbacks: ModelSpec,
+    after_ms: int = 20,
+    also: tuple[ModelSpec, ...] = (),
 ) -> Decision:
-    """A decision for `first`, hedged on `hedge` when its first token is `after_ms` late."""
-    return decide(first, hedge, *fallbacks, plan=Plan(fallbacks, hedge=HedgePlan(hedge, after_ms)))
+    """A decision for `first`, hedged on `hedge` (else on `also`, in order, when the budget
+    cannot cover `hedge`) when its first token is `after_ms` late."""
+    plan = Plan(fallbacks, hedge=HedgePlan((hedge, *also), after_ms))
+    return decide(first, hedge, *also, *fallbacks, plan=plan)
 
 
 def billed(events: Sequence[GenerationEvent]) -> int:

@@ -26,7 +26,7 @@ from fareway.server.engine.events import (
     Hedged,
     Routed,
 )
-from tests.fakes.scripted import Fail, Gate, Stall, answer, broken
+from tests.fakes.scripted import Fail, Gate, Stall, answer, broken, model
 from tests.server.engine.rig import FAST, SPARE, STRONG, billed, hedged, rig
 
 LATE = [UsageReport(10, 0), Stall()]  # took the prompt, never answers
@@ -117,6 +117,20 @@ async def test_no_hedge_when_the_budget_cannot_cover_both() -> None:
 
     assert error is None
     assert not [e for e in events if isinstance(e, Hedged)]
+    assert r.provider.calls_to("strong") == []
+    assert await r.figures() == (billed(events), 0)
+
+
+async def test_the_hedge_goes_to_the_next_model_the_budget_covers() -> None:
+    cheap = model("cheap")  # fast's prices: strong's would not fit beside fast
+    decision = hedged(FAST, STRONG, also=(cheap,))
+    cap = decision.estimated_cost_micros(FAST) + decision.estimated_cost_micros(cheap)
+    r = await rig({"fast": [LATE], "cheap": [answer("Cheap")], "strong": []}, cap_micros=cap)
+
+    events, error = await r.play(decision)
+
+    assert error is None
+    assert (hedge_of(events).to_model, hedge_of(events).winner) == ("cheap", "cheap")
     assert r.provider.calls_to("strong") == []
     assert await r.figures() == (billed(events), 0)
 
