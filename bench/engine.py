@@ -58,9 +58,12 @@ async def one_stream(runtime: Runtime, index: int) -> int:
     return count
 
 
-async def measure(streams: int, tokens: int, concurrency: int) -> tuple[float, int]:
-    """(CPU microseconds per stream, events per stream) for one run on a fresh runtime."""
-    config = sim_config(tokens)
+async def measure(
+    streams: int, tokens: int, concurrency: int, pace: float = 0
+) -> tuple[float, int]:
+    """(CPU microseconds per stream, events per stream) for one run on a fresh runtime, the
+    sim answering `pace` tokens a second (0: at once)."""
+    config = sim_config(tokens, pace)
     telemetry = Telemetry.from_providers(TracerProvider(), MeterProvider(), False)
     runtime = await build_runtime(config, SystemClock(), {"BENCH_KEY": "k"}, None, telemetry)
     counts: list[int] = []
@@ -82,14 +85,26 @@ async def main(argv: Sequence[str]) -> None:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--tokens-per-second",
+        type=float,
+        default=0,
+        help="pace the sim like a real upstream (default 0: every token at once)",
+    )
     options = parser.parse_args(argv)
     server = Path(fareway.server.__path__[0])
     engine = "server/engine" if (server / "engine").is_dir() else "the generation loop"
     print(f"fareway.server from {server} ({engine})")
-    print(f"{options.streams} streams of {options.tokens} tokens, median of {options.runs} runs")
+    pace = options.tokens_per_second
+    paced = f"{pace:g} tokens/s" if pace else "unpaced"
+    print(
+        f"{options.streams} streams of {options.tokens} tokens ({paced}), "
+        f"median of {options.runs} runs"
+    )
     for concurrency in options.concurrency:
         runs = [
-            await measure(options.streams, options.tokens, concurrency) for _ in range(options.runs)
+            await measure(options.streams, options.tokens, concurrency, options.tokens_per_second)
+            for _ in range(options.runs)
         ]
         cpu_us = statistics.median(r[0] for r in runs)
         print(

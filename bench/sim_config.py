@@ -16,10 +16,12 @@ providers:
 models:
   - {{id: fast-1, provider: sim, provider_model_id: sim-fast, tier: fast,
       input_usd_per_mtok: 1, output_usd_per_mtok: 5, context_window: 200000,
-      max_output_tokens: 8000, quality: 0.7, sim: {{answer_tokens: {tokens}}}}}
+      max_output_tokens: 8000, quality: 0.7,
+      sim: {{answer_tokens: {tokens}, tokens_per_second: {pace}}}}}
   - {{id: balanced-1, provider: sim, provider_model_id: sim-balanced, tier: balanced,
       input_usd_per_mtok: 3, output_usd_per_mtok: 15, context_window: 200000,
-      max_output_tokens: 8000, quality: 0.85, sim: {{answer_tokens: {tokens}}}}}
+      max_output_tokens: 8000, quality: 0.85,
+      sim: {{answer_tokens: {tokens}, tokens_per_second: {pace}}}}}
 strategies:
   rules: {{type: rules, default_tier: balanced, rules: []}}
 default_strategy: rules
@@ -30,6 +32,9 @@ tenants:
 """
 
 
-def sim_config(answer_tokens: int) -> FarewayConfig:
-    """The configuration, each answer about `answer_tokens` long."""
-    return parse_config(CONFIG.format(tokens=answer_tokens), "<bench config>")
+def sim_config(answer_tokens: int, tokens_per_second: float = 0) -> FarewayConfig:
+    """The configuration, each answer about `answer_tokens` long, paced at `tokens_per_second`
+    (0: as fast as the event loop takes them)."""
+    return parse_config(
+        CONFIG.format(tokens=answer_tokens, pace=tokens_per_second), "<bench config>"
+    )

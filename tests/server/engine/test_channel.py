@@ -60,3 +60,18 @@ async def test_a_cancelled_waiting_writer_passes_its_turn_on() -> None:
     await waiting
 
     assert await channel.receive() == Delta("b")
+
+
+async def test_a_full_channel_wakes_its_writer_once_half_is_taken() -> None:
+    channel = Channel(size=4)
+    for text in "abcd":
+        await channel.send(Delta(text))
+    fifth = asyncio.create_task(channel.send(Delta("e")))
+    await asyncio.sleep(0)
+
+    assert await channel.receive() == Delta("a")
+    await asyncio.sleep(0)
+    assert not fifth.done(), "three of four left: the writer sleeps on"
+    assert await channel.receive() == Delta("b")
+    await fifth
+    assert [await channel.receive() for _ in range(3)] == [Delta("c"), Delta("d"), Delta("e")]
