@@ -25,7 +25,7 @@ from fareway.routing.request import Hints, RouteRequest
 from fareway.routing.strategy import Ranking, Scored, Strategy, unknown
 
 PIN_STRATEGY = "pin"
-CASCADE_THRESHOLD_SIGNAL = "cascade.threshold"
+CASCADE_THRESHOLD_SIGNAL = "cascade.threshold"  # the threshold applied, overrides and all
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,6 @@ from fareway.routing.features import Features
 from fareway.routing.request import Hints, RouteRequest
 from fareway.routing.strategy import Problem, Ranking, Scored
 
-THRESHOLD_SIGNAL = "cascade.threshold"
-
 
 class CascadeConfig(BaseModel):
     """The `type: cascade` entry of `strategies`."""
@@ -94,6 +92,5 @@ class CascadeStrategy:
         return Ranking(
             [Scored(m, 1.0 / (1 + tier_rank(m.tier) - base)) for m in ranked],
             reason,
-            {THRESHOLD_SIGNAL: cascade.threshold},
             cascade=cascade,
         )
