@@ -7,14 +7,16 @@ chooses, explains exclusions and prices the result. One file per strategy under
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import Cascade
 from fareway.routing.echo import echo
+from fareway.routing.embedding import Embedder, EmbedderFor
 from fareway.routing.features import Features
 from fareway.routing.request import Hints, RouteRequest
 
@@ -37,6 +39,40 @@ class Ranking:
     reason: str
     signals: Mapping[str, float] = field(default_factory=dict)
     cascade: Cascade | None = None
+
+
+T = TypeVar("T")
+
+
+class RunCpu(Protocol):
+    """Runs blocking CPU work (embedding, say) off the event loop and returns its result."""
+
+    def __call__(self, work: Callable[[], T]) -> Awaitable[T]: ...
+
+
+async def run_inline(work: Callable[[], T]) -> T:
+    """`RunCpu` for tests and tools without an event loop to protect: runs `work` right here."""
+    return work()
+
+
+def run_in_thread(work: Callable[[], T]) -> Awaitable[T]:
+    """`RunCpu` the server uses: the event loop's default executor."""
+    return asyncio.get_running_loop().run_in_executor(None, work)
+
+
+def no_embedders(name: str) -> Embedder:
+    """`EmbedderFor` where no embedder is available."""
+    raise KeyError(f"no embedder named {name!r} is available")
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    """What the server gives every strategy besides its configuration: the catalog, the shared
+    local embedders, and a way to run CPU work without blocking the event loop."""
+
+    catalog: Catalog
+    embedder: EmbedderFor = no_embedders
+    run_cpu: RunCpu = run_inline
 
 
 class Strategy(Protocol):

@@ -17,6 +17,7 @@ from fareway.routing.breaker import CircuitBreaker
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.latency import LatencyStats
 from fareway.routing.router import Router, TenantPolicy
+from fareway.routing.strategy import StrategyContext, run_in_thread
 from fareway.server.auth import KeyRing, Principal
 from fareway.server.engine.engine import Engine
 from fareway.server.ledger_health import LedgerHealth
@@ -123,7 +124,8 @@ def assemble_runtime(
     in a new configuration."""
     breaker.configure(config.circuit_breaker.policy())
     catalog = Catalog((m.spec() for m in config.models), config.tiers)
-    strategies = {name: s.build(name, catalog) for name, s in config.strategies.items()}
+    context = StrategyContext(catalog, run_cpu=run_in_thread)
+    strategies = {name: s.build(name, context) for name, s in config.strategies.items()}
     policies = {
         name: TenantPolicy(
             strategy=tenant.strategy or config.default_strategy,

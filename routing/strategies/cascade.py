@@ -22,7 +22,7 @@ from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import Cascade, CascadeMode, ConfidenceSource, estimate_cost_micros
 from fareway.routing.features import Features
 from fareway.routing.request import Hints, RouteRequest
-from fareway.routing.strategy import Problem, Ranking, Scored
+from fareway.routing.strategy import Problem, Ranking, Scored, StrategyContext
 
 
 class CascadeConfig(BaseModel):
@@ -41,10 +41,10 @@ class CascadeConfig(BaseModel):
     # self_assessment: the model states its confidence; logprobs: from token probabilities.
     confidence: ConfidenceSource = ConfidenceSource.SELF_ASSESSMENT
 
-    def build(self, name: str, catalog: Catalog) -> CascadeStrategy:
+    def build(self, name: str, context: StrategyContext) -> CascadeStrategy:
         """The strategy this configuration describes."""
         cascade = Cascade((), self.threshold, self.mode, self.confidence)
-        return CascadeStrategy(catalog, cascade, self.max_escalations, name)
+        return CascadeStrategy(context.catalog, cascade, self.max_escalations, name)
 
     def problems(self, tiers: Sequence[str], models: Sequence[str]) -> list[Problem]:
         """Nothing here refers to tiers or models."""

@@ -14,11 +14,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fareway.core.errors import FieldViolation, NoModelFits
-from fareway.routing.catalog import Catalog, ModelSpec
+from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import estimate_cost_micros
 from fareway.routing.features import Features
 from fareway.routing.request import Hints, RouteRequest
-from fareway.routing.strategy import Problem, Ranking, Scored
+from fareway.routing.strategy import Problem, Ranking, Scored, StrategyContext
 
 
 class CostConfig(BaseModel):
@@ -30,7 +30,7 @@ class CostConfig(BaseModel):
     # Applies when a request sets no max_cost_micros; None means no ceiling of its own.
     default_max_cost_micros: int | None = Field(None, gt=0)
 
-    def build(self, name: str, catalog: Catalog) -> CostStrategy:
+    def build(self, name: str, context: StrategyContext) -> CostStrategy:
         """The strategy this configuration describes."""
         return CostStrategy(self.default_max_cost_micros, name)
 

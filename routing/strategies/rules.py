@@ -15,6 +15,7 @@ from fareway.routing.strategy import (
     FieldPath,
     Problem,
     Ranking,
+    StrategyContext,
     describe_target,
     rank_towards,
     target_problem,
@@ -102,9 +103,9 @@ class RulesConfig(BaseModel):
     rules: list[Rule]
     default_tier: str
 
-    def build(self, name: str, catalog: Catalog) -> RulesStrategy:
+    def build(self, name: str, context: StrategyContext) -> RulesStrategy:
         """The strategy this configuration describes."""
-        return RulesStrategy(catalog, self.rules, self.default_tier, name)
+        return RulesStrategy(context.catalog, self.rules, self.default_tier, name)
 
     def problems(self, tiers: Sequence[str], models: Sequence[str]) -> list[Problem]:
         """References to tiers and models that do not resolve, by path in this section."""

@@ -20,6 +20,7 @@ from fareway.routing.request import Hints, RouteRequest
 from fareway.routing.strategy import (
     Problem,
     Ranking,
+    StrategyContext,
     describe_target,
     rank_towards,
     target_problem,
@@ -42,9 +43,9 @@ class PerStepConfig(BaseModel):
     type: Literal["per_step"]
     steps: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_STEPS))
 
-    def build(self, name: str, catalog: Catalog) -> PerStepStrategy:
+    def build(self, name: str, context: StrategyContext) -> PerStepStrategy:
         """The strategy this configuration describes."""
-        return PerStepStrategy(catalog, self.steps, name)
+        return PerStepStrategy(context.catalog, self.steps, name)
 
     def problems(self, tiers: Sequence[str], models: Sequence[str]) -> list[Problem]:
         """Steps whose target is neither a tier nor a model."""

@@ -10,6 +10,7 @@ from fareway.config.schema import FarewayConfig
 from fareway.routing.catalog import Catalog
 from fareway.routing.request import ChatMessage, Hints, Role, RouteRequest
 from fareway.routing.router import Router, TenantPolicy
+from fareway.routing.strategy import StrategyContext
 
 MakeRequest = Callable[..., RouteRequest]
 
@@ -26,7 +27,10 @@ def catalog(default_config: FarewayConfig) -> Catalog:
 
 @pytest.fixture
 def router(default_config: FarewayConfig, catalog: Catalog) -> Router:
-    strategies = {name: s.build(name, catalog) for name, s in default_config.strategies.items()}
+    strategies = {
+        name: s.build(name, StrategyContext(catalog))
+        for name, s in default_config.strategies.items()
+    }
     return Router(catalog, strategies)
 
 

@@ -9,6 +9,7 @@ from fareway.routing.catalog import Catalog
 from fareway.routing.decision import estimate_cost_micros
 from fareway.routing.features import extract_features
 from fareway.routing.strategies.cost import CostConfig
+from fareway.routing.strategy import StrategyContext
 from tests.routing.conftest import MakeRequest
 
 
@@ -19,7 +20,7 @@ def costs(catalog: Catalog, prompt_tokens: int, max_tokens: int) -> dict[str, in
 async def test_without_a_ceiling_the_best_quality_model_leads(
     catalog: Catalog, make_request: MakeRequest
 ) -> None:
-    strategy = CostConfig(type="cost").build("cost", catalog)
+    strategy = CostConfig(type="cost").build("cost", StrategyContext(catalog))
     request = make_request("hello", max_tokens=100)
 
     ranking = await strategy.rank(request, extract_features(request), catalog.models)
@@ -39,7 +40,7 @@ async def test_the_configured_default_ceiling_applies_when_the_request_sets_none
     features = extract_features(request)
     cost = costs(catalog, features.prompt_tokens, 1000)
     strategy = CostConfig(type="cost", default_max_cost_micros=cost["claude-sonnet-4-6"]).build(
-        "cost", catalog
+        "cost", StrategyContext(catalog)
     )
 
     ranking = await strategy.rank(request, features, catalog.models)
@@ -54,7 +55,7 @@ async def test_nothing_fitting_is_refused_naming_the_cheapest_estimate(
     request = make_request("hello", max_tokens=1000, max_cost_micros=10)
     features = extract_features(request)
     cheapest = costs(catalog, features.prompt_tokens, 1000)["claude-haiku-4-5"]
-    strategy = CostConfig(type="cost").build("cost", catalog)
+    strategy = CostConfig(type="cost").build("cost", StrategyContext(catalog))
 
     with pytest.raises(NoModelFits) as caught:
         await strategy.rank(request, features, catalog.models)

@@ -6,6 +6,7 @@ from fareway.routing.catalog import Catalog
 from fareway.routing.features import extract_features
 from fareway.routing.router import Router, TenantPolicy
 from fareway.routing.strategies.rules import RulesConfig
+from fareway.routing.strategy import StrategyContext
 
 # Longer than the 100 words above which the article sends a query to the powerful tier.
 LONG_QUESTION = "Here is the incident timeline from last night. " * 13 + "What happened?"
@@ -226,7 +227,7 @@ async def test_configurable_conditions(
     catalog: Catalog, make_request, when: dict, matching: dict, not_matching: dict
 ) -> None:
     strategy = _custom_rules([{"name": "custom", "when": when, "tier": "powerful"}]).build(
-        "custom", catalog
+        "custom", StrategyContext(catalog)
     )
 
     async def tier_for(fields: dict) -> str:
@@ -243,7 +244,7 @@ async def test_a_rule_may_name_a_model(catalog: Catalog, make_request) -> None:
     config = _custom_rules(
         [{"name": "to-opus", "when": {"any_keywords": ["poem"]}, "model": "claude-opus-4-6"}]
     )
-    strategy = config.build("rules", catalog)
+    strategy = config.build("rules", StrategyContext(catalog))
     request = make_request("Write a poem about routers.")
 
     ranking = await strategy.rank(request, extract_features(request), catalog.models)

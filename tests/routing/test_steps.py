@@ -8,6 +8,7 @@ from fareway.core.errors import InvalidRequest
 from fareway.routing.catalog import Catalog
 from fareway.routing.features import extract_features
 from fareway.routing.strategies.steps import DEFAULT_STEPS, PerStepConfig
+from fareway.routing.strategy import StrategyContext
 from tests.routing.conftest import MakeRequest
 
 
@@ -15,7 +16,7 @@ async def test_a_step_mapped_to_a_model_puts_that_model_first(
     catalog: Catalog, make_request: MakeRequest
 ) -> None:
     strategy = PerStepConfig(type="per_step", steps={"triage": "claude-sonnet-4-6"}).build(
-        "steps", catalog
+        "steps", StrategyContext(catalog)
     )
     request = make_request("anything", step_type="triage")
 
@@ -29,7 +30,7 @@ async def test_a_step_mapped_to_a_model_puts_that_model_first(
 async def test_a_missing_or_unknown_step_type_is_the_callers_error(
     catalog: Catalog, make_request: MakeRequest, step_type: str
 ) -> None:
-    strategy = PerStepConfig(type="per_step").build("steps", catalog)
+    strategy = PerStepConfig(type="per_step").build("steps", StrategyContext(catalog))
     request = make_request("anything", step_type=step_type)
 
     with pytest.raises(InvalidRequest) as caught:
