@@ -14,7 +14,7 @@ from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import Cascade, CascadeMode, ConfidenceSource
 from fareway.routing.features import extract_features
 from fareway.routing.strategies.cascade import CascadeConfig
-from fareway.routing.strategy import Ranking
+from fareway.routing.strategy import Ranking, StrategyContext
 from tests.routing.conftest import MakeRequest
 
 TIERS = ("fast", "balanced", "powerful")
@@ -50,7 +50,7 @@ async def rank(
     make_request: MakeRequest, eligible: Sequence[ModelSpec] = MODELS, **config: object
 ) -> Ranking:
     strategy = CascadeConfig.model_validate({"type": "cascade", **config}).build(
-        "cascade", Catalog(MODELS, TIERS)
+        "cascade", StrategyContext(Catalog(MODELS, TIERS))
     )
     request = make_request("is this spam?")
     return await strategy.rank(request, extract_features(request), eligible)
