@@ -15,6 +15,7 @@ from fareway.core.errors import LedgerUnavailable, PermissionDenied, StartupErro
 from fareway.providers.base import Provider
 from fareway.routing.breaker import CircuitBreaker
 from fareway.routing.catalog import Catalog, ModelSpec
+from fareway.routing.embedders import EmbedderPool
 from fareway.routing.latency import LatencyStats
 from fareway.routing.router import Router, TenantPolicy
 from fareway.routing.strategy import StrategyContext, run_in_thread
@@ -40,6 +41,7 @@ class Runtime:
     rates: dict[str, RateLimit]
     telemetry: Telemetry
     circuit_breaker: CircuitBreaker  # the router's and the generation's: one for the process
+    embedders: EmbedderPool  # the strategies' local embedders, loaded once for the process
 
     def policy_for(self, principal: Principal) -> TenantPolicy:
         """The routing policy of a tenant caller; admins do not generate."""
@@ -93,7 +95,15 @@ async def build_runtime(
     if telemetry is None:
         telemetry = configure_telemetry(env, config.telemetry.record_content)
     return assemble_runtime(
-        config, clock, providers, ledger, telemetry, LatencyStats(), keys, CircuitBreaker(clock)
+        config,
+        clock,
+        providers,
+        ledger,
+        telemetry,
+        LatencyStats(),
+        keys,
+        CircuitBreaker(clock),
+        embedders=EmbedderPool(),
     )
 
 
@@ -117,14 +127,19 @@ def assemble_runtime(
     latency: LatencyStats,
     keys: KeyRing,
     breaker: CircuitBreaker,
+    *,
+    embedders: EmbedderPool | None = None,
 ) -> Runtime:
     """The runtime `config` describes, around the parts that outlive a configuration: the
-    ledger, telemetry, latency record, key ring and circuit breaker (which takes `config`'s
-    thresholds). `build_runtime` uses it at start, and a SIGHUP reload (`server.reload`) to swap
-    in a new configuration."""
+    ledger, telemetry, latency record, key ring, circuit breaker (which takes `config`'s
+    thresholds) and embedder pool (a new one when None: its models load again on first use).
+    `build_runtime` uses it at start, and a SIGHUP reload (`server.reload`) to swap in a new
+    configuration."""
     breaker.configure(config.circuit_breaker.policy())
     catalog = Catalog((m.spec() for m in config.models), config.tiers)
-    context = StrategyContext(catalog, run_cpu=run_in_thread)
+    if embedders is None:
+        embedders = EmbedderPool()
+    context = StrategyContext(catalog, embedder=embedders.get, run_cpu=run_in_thread)
     strategies = {name: s.build(name, context) for name, s in config.strategies.items()}
     policies = {
         name: TenantPolicy(
@@ -163,6 +178,7 @@ def assemble_runtime(
         rates={name: tenant.rate_limits.rate() for name, tenant in config.tenants.items()},
         telemetry=telemetry,
         circuit_breaker=breaker,
+        embedders=embedders,
     )
 
 

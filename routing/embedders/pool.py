@@ -1,0 +1,64 @@
+"""The process's embedders: each loaded at most once, on first use, and shared.
+
+`EmbedderPool.get` is the server's `StrategyContext.embedder`. The server builds one pool per
+process and hands the same one to every configuration a SIGHUP reload brings, so a reload
+neither reloads a model nor (through `example_index`) re-embeds routes it already embedded.
+
+Loading is blocking and may run in an executor thread while another thread asks for the same
+embedder: one lock per name makes the second caller wait for the first load instead of
+starting its own. A load that fails is not remembered; the next `get` tries again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+
+from fareway.routing.embedders.minilm import load_minilm
+from fareway.routing.embedders.wordllama import load_wordllama
+from fareway.routing.embedding import Embedder
+
+Loader = Callable[[], Embedder]
+
+LOADERS: Mapping[str, Loader] = {"wordllama": load_wordllama, "minilm": load_minilm}
+"""Every embedder fareway ships, by the name configurations use."""
+
+DEFAULT_EMBEDDER = "minilm"
+"""The embedder a configuration gets when it names none (chosen by bench/embedders.py; see
+docs/BENCHMARKS.md, "Local embedders")."""
+
+
+class EmbedderPool:
+    """Named embedders, each loaded once by its loader and shared afterwards."""
+
+    def __init__(self, loaders: Mapping[str, Loader] = LOADERS) -> None:
+        self._loaders = dict(loaders)
+        self._loaded: dict[str, Embedder] = {}
+        self._locks = {name: threading.Lock() for name in self._loaders}
+
+    @property
+    def names(self) -> list[str]:
+        """The names `get` accepts."""
+        return sorted(self._loaders)
+
+    def loaded(self, name: str) -> bool:
+        """Whether `get(name)` would return at once."""
+        return name in self._loaded
+
+    def get(self, name: str) -> Embedder:
+        """The shared embedder called `name`, loading it first if no one has (blocking).
+
+        Raises KeyError naming the known embedders for an unknown name, and
+        `EmbedderUnavailable` when the embedder's package or files are missing."""
+        embedder = self._loaded.get(name)
+        if embedder is not None:
+            return embedder
+        lock = self._locks.get(name)
+        if lock is None:
+            raise KeyError(f"unknown embedder {name!r}; known: {', '.join(self.names)}")
+        with lock:
+            embedder = self._loaded.get(name)
+            if embedder is None:
+                embedder = self._loaders[name]()
+                self._loaded[name] = embedder
+            return embedder
