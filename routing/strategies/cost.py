@@ -1,9 +1,13 @@
 """Cost-aware selection (F5): the best-quality model whose estimated cost fits the ceiling.
 
 The ceiling is the request's `hints.max_cost_micros` (else this strategy's configured default)
-or the tenant's remaining budget, whichever is lower.
-Models above it are not ranked at all; when none fits, the request is refused rather than
-quietly served by a model the caller said it could not afford.
+or the tenant's remaining budget, whichever is lower. Models that fit lead, best quality first;
+the others follow, cheapest first, so every eligible model is ranked and the tail is the
+fallback order. This strategy refuses nothing: a caller's `max_cost_micros` is a constraint the
+router enforces for every strategy (a request nothing fits is refused there, naming the
+cheapest estimate), and a tenant that cannot pay is refused by the budget policy, with the
+same error and retry time whatever the strategy. When nothing fits the ceiling, the cheapest
+model leads and the reason says so.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fareway.core.errors import FieldViolation, NoModelFits
+from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import estimate_cost_micros
 from fareway.routing.features import Features
@@ -40,7 +44,8 @@ class CostConfig(BaseModel):
 
 
 class CostStrategy:
-    """Highest quality first among the models that fit; cheaper first between equals."""
+    """Highest quality first among the models that fit, cheaper first between equals; then
+    the rest, cheapest first."""
 
     def __init__(self, default_max_cost_micros: int | None, name: str = "cost") -> None:
         self.name = name
@@ -61,23 +66,28 @@ class CostStrategy:
             for m in eligible
         }
         fitting = [m for m in eligible if ceiling is None or costs[m.id] <= ceiling]
-        if not fitting:
-            cheapest = min(eligible, key=lambda m: costs[m.id])
-            raise NoModelFits(
-                f"no model fits the cost ceiling of {ceiling} micro-USD; the cheapest, "
-                f"{cheapest.id}, is estimated at {costs[cheapest.id]}"
-            )
-        ranked = sorted(fitting, key=lambda m: (-m.quality, costs[m.id]))
+        over = sorted((m for m in eligible if m not in fitting), key=lambda m: costs[m.id])
+        ranked = sorted(fitting, key=lambda m: (-m.quality, costs[m.id])) + over
         best = ranked[0]
         limit = f"the ceiling of {ceiling} micro-USD" if ceiling is not None else "no ceiling"
-        reason = (
-            f"{best.id} is the best-quality model whose estimated cost "
-            f"({costs[best.id]} micro-USD) fits {limit}"
-        )
+        if fitting:
+            reason = (
+                f"{best.id} is the best-quality model whose estimated cost "
+                f"({costs[best.id]} micro-USD) fits {limit}"
+            )
+        else:
+            reason = (
+                f"no model fits {limit}; the cheapest, {best.id}, is estimated at "
+                f"{costs[best.id]} micro-USD"
+            )
         signals = {"cost.estimated_micros": float(costs[best.id])}
         if ceiling is not None:
             signals["cost.ceiling_micros"] = float(ceiling)
-        return Ranking([Scored(m, m.quality) for m in ranked], reason, signals)
+        # Scores fall along the ranking; those that fit score above those that do not.
+        count = len(ranked)
+        return Ranking(
+            [Scored(m, (count - i) / count) for i, m in enumerate(ranked)], reason, signals
+        )
 
 
 def _tightest(*ceilings: int | None) -> int | None:

@@ -1,6 +1,9 @@
-"""Cost-aware selection: the best model whose estimate fits the ceiling, or a refusal."""
+"""Cost-aware selection: the best model whose estimate fits the ceiling leads, the rest follow
+cheapest first, and refusals are the router's and the budget policy's, not the strategy's."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -8,6 +11,7 @@ from fareway.core.errors import NoModelFits
 from fareway.routing.catalog import Catalog
 from fareway.routing.decision import estimate_cost_micros
 from fareway.routing.features import extract_features
+from fareway.routing.router import Router, TenantPolicy
 from fareway.routing.strategies.cost import CostConfig
 from fareway.routing.strategy import StrategyContext
 from tests.routing.conftest import MakeRequest
@@ -45,19 +49,42 @@ async def test_the_configured_default_ceiling_applies_when_the_request_sets_none
 
     ranking = await strategy.rank(request, features, catalog.models)
 
-    assert [s.model.id for s in ranking.ranked] == ["claude-sonnet-4-6", "claude-haiku-4-5"]
+    assert [s.model.id for s in ranking.ranked] == [
+        "claude-sonnet-4-6",
+        "claude-haiku-4-5",
+        "claude-opus-4-6",  # over the ceiling: ranked, last, never dropped
+    ]
     assert ranking.signals["cost.estimated_micros"] == cost["claude-sonnet-4-6"]
 
 
-async def test_nothing_fitting_is_refused_naming_the_cheapest_estimate(
+async def test_nothing_fitting_the_budget_puts_the_cheapest_first_and_refuses_nothing(
     catalog: Catalog, make_request: MakeRequest
 ) -> None:
-    request = make_request("hello", max_tokens=1000, max_cost_micros=10)
+    request = replace(make_request("hello", max_tokens=1000), budget_remaining_micros=0)
     features = extract_features(request)
     cheapest = costs(catalog, features.prompt_tokens, 1000)["claude-haiku-4-5"]
     strategy = CostConfig(type="cost").build("cost", StrategyContext(catalog))
 
+    ranking = await strategy.rank(request, features, catalog.models)
+
+    assert [s.model.id for s in ranking.ranked] == [
+        "claude-haiku-4-5",
+        "claude-sonnet-4-6",
+        "claude-opus-4-6",
+    ]
+    assert ranking.reason == (
+        f"no model fits the ceiling of 0 micro-USD; the cheapest, claude-haiku-4-5, is "
+        f"estimated at {cheapest} micro-USD"
+    )
+
+
+async def test_a_request_ceiling_nothing_fits_is_refused_by_the_router(
+    router: Router, make_request: MakeRequest, catalog: Catalog
+) -> None:
+    request = make_request("hello", max_tokens=1000, max_cost_micros=10, strategy="cost")
+    cheapest = costs(catalog, extract_features(request).prompt_tokens, 1000)["claude-haiku-4-5"]
+
     with pytest.raises(NoModelFits) as caught:
-        await strategy.rank(request, features, catalog.models)
+        await router.decide(request, TenantPolicy("cost"))
 
     assert f"the cheapest, claude-haiku-4-5, is estimated at {cheapest}" in str(caught.value)

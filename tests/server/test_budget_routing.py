@@ -107,6 +107,21 @@ async def test_the_cost_strategy_fits_the_remaining_budget(harness: Harness) -> 
     assert decision.signals["cost.ceiling_micros"] == balanced
 
 
+@pytest.mark.parametrize("strategy", ["rules", "cost"])
+async def test_a_spent_tenant_gets_the_same_refusal_whatever_the_strategy(
+    harness: Harness, strategy: str
+) -> None:
+    await set_day_budget(harness, cap=1_000_000, spent=1_000_000)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await harness.router.Complete(user_request(ANALYSIS, strategy=strategy), metadata=AUTH)
+
+    error = caught.value
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert detail(error, error_details_pb2.RetryInfo) is not None, "the window's reset"
+    assert "day" in (error.details() or "")
+
+
 async def test_requests_per_minute_are_limited_until_the_next_minute(serve: Any) -> None:
     clock = ManualClock()
     harness = await serve(make_config(requests_per_minute=2), clock=clock)
