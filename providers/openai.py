@@ -17,7 +17,6 @@ number) give chunks with no log-probabilities; that is never a failure.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Literal
 
 import httpx2
 import openai
@@ -27,10 +26,8 @@ from openai.types.chat.chat_completion_chunk import Choice
 from fareway.core.errors import ProviderError, ProviderUnreachable
 from fareway.providers import errors
 from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk, UsageReport
+from fareway.providers.registry import MaxTokensField
 from fareway.routing.request import ChatMessage, Role
-
-MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
-"""Which request field carries the output limit (see `OpenAIProvider.__init__`)."""
 
 
 class OpenAIProvider:

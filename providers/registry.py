@@ -2,6 +2,10 @@
 
 To add a provider family: write `providers/<name>.py` implementing `base.Provider`, add a
 config model here with a `Literal` type and a `build`, and add it to `ProviderConfig`.
+
+A provider's module, and with it its SDK, is imported in its `build`, not here: loading a
+configuration must not pay for SDKs it does not use (the anthropic SDK alone takes seconds to
+import on a small machine).
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fareway.core.clock import Clock
 from fareway.core.errors import StartupError
-from fareway.providers.anthropic import AnthropicProvider
 from fareway.providers.base import Provider
-from fareway.providers.openai import MaxTokensField, OpenAIProvider
 from fareway.providers.sim import SimProfile, SimProvider
 
 log = logging.getLogger(__name__)
+
+MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
+"""The request field an OpenAI-compatible server reads the answer's length limit from."""
 
 
 class AnthropicConfig(BaseModel):
@@ -45,6 +50,8 @@ class AnthropicConfig(BaseModel):
         """The provider, or a simulated stand-in when no key is set and that is allowed."""
         key = env.get(self.api_key_env, "")
         if key:
+            from fareway.providers.anthropic import AnthropicProvider
+
             return AnthropicProvider(key, self.base_url, self.timeout_s, name)
         if not self.simulate_without_key:
             raise StartupError(
@@ -93,6 +100,8 @@ class OpenAIConfig(BaseModel):
                 self.base_url,
             )
             key = PLACEHOLDER_API_KEY
+        from fareway.providers.openai import OpenAIProvider
+
         return OpenAIProvider(key, self.base_url, self.timeout_s, name, self.max_tokens_field)
 
 

@@ -9,12 +9,13 @@ across strategies and loaded on first use, since loading reads tens of megabytes
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported by the embedders that use it, not by every router
+    import numpy as np
+    import numpy.typing as npt
 
-Vectors = npt.NDArray[np.float32]
+Vectors: TypeAlias = "npt.NDArray[np.float32]"
 """One row per text, each of length 1 (so a dot product is the cosine similarity)."""
 
 

@@ -16,8 +16,13 @@ from pydantic import TypeAdapter, ValidationError
 from fareway.core.clock import SystemClock
 from fareway.core.errors import ProviderError, ProviderRejected, ProviderUnreachable, RateLimited
 from fareway.providers.base import Finish, Provider, ProviderEvent, TextChunk, UsageReport
-from fareway.providers.openai import MaxTokensField, OpenAIProvider
-from fareway.providers.registry import PLACEHOLDER_API_KEY, OpenAIConfig, ProviderConfig
+from fareway.providers.openai import OpenAIProvider
+from fareway.providers.registry import (
+    PLACEHOLDER_API_KEY,
+    MaxTokensField,
+    OpenAIConfig,
+    ProviderConfig,
+)
 from fareway.providers.sim import SimProvider
 from tests.fakes.http_server import HttpError as PlainHttpError
 from tests.fakes.openai_server import Answer, Drop, FakeOpenAI, HttpError, StreamError
