@@ -12,6 +12,16 @@ from fareway.routing.request import RouteRequest
 
 
 @dataclass(frozen=True)
+class AttemptUsage:
+    """What one model call used and cost (or, with model "", several calls together)."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+
+
+@dataclass(frozen=True)
 class Candidate:
     """A model the router considered: its score, or why it could not be chosen."""
 

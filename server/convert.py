@@ -14,9 +14,8 @@ from fareway.budgets.ledger import BudgetState, Limit, OnExceed
 from fareway.budgets.windows import Window
 from fareway.core.errors import FieldViolation, InvalidRequest
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.decision import Candidate, Decision
+from fareway.routing.decision import AttemptUsage, Candidate, Decision
 from fareway.routing.request import ChatMessage, Hints, Role, RouteRequest
-from fareway.server.engine.events import AttemptUsage
 from fareway.v1 import budget_pb2, router_pb2
 
 MAX_REQUEST_ID_LENGTH = 128

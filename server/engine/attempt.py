@@ -30,8 +30,9 @@ from fareway.core.clock import Clock
 from fareway.core.errors import ProviderError, ProviderTimeout
 from fareway.providers.base import Finish, Provider, ProviderCall, TextChunk, UsageReport
 from fareway.routing.catalog import ModelSpec
+from fareway.routing.decision import AttemptUsage
 from fareway.routing.tokens import estimate_tokens
-from fareway.server.engine.events import AttemptUsage, Delta
+from fareway.server.engine.events import Delta
 
 Send = Callable[[Delta], Awaitable[None]]
 """Puts one piece of text on the engine's channel (waiting while the channel is full)."""

@@ -25,9 +25,9 @@ from functools import partial
 from fareway.budgets.ledger import Ledger
 from fareway.core.clock import Clock
 from fareway.routing.catalog import ModelSpec
+from fareway.routing.decision import AttemptUsage
 from fareway.server.checkpoints import Checkpoints
 from fareway.server.engine.attempt import AttemptResult, Meter
-from fareway.server.engine.events import AttemptUsage
 
 
 class Bill:

@@ -71,7 +71,7 @@ from fareway.providers.assessment import with_instruction
 from fareway.providers.base import Provider, ProviderCall
 from fareway.routing.breaker import CircuitBreaker
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.decision import Cascade, ConfidenceSource, Decision, HedgePlan
+from fareway.routing.decision import AttemptUsage, Cascade, ConfidenceSource, Decision, HedgePlan
 from fareway.routing.latency import LatencyStats
 from fareway.server.engine.attempt import (
     AttemptJob,
@@ -87,7 +87,6 @@ from fareway.server.engine.breaker import BreakerPolicy
 from fareway.server.engine.cascade import SIGNAL, Answer, Judged, Ladder, escalation_reason
 from fareway.server.engine.channel import Channel
 from fareway.server.engine.events import (
-    AttemptUsage,
     Billed,
     Escalated,
     FallbackTaken,

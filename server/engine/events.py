@@ -11,17 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from fareway.routing.decision import Decision
-
-
-@dataclass(frozen=True)
-class AttemptUsage:
-    """What one model attempt used and cost (or, with model "", all attempts together)."""
-
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cost_micros: int
+from fareway.routing.decision import AttemptUsage, Decision
 
 
 @dataclass(frozen=True)

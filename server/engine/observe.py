@@ -19,10 +19,10 @@ from fareway.budgets.ledger import BudgetState
 from fareway.providers.base import Provider
 from fareway.routing.breaker import CircuitState, Transition
 from fareway.routing.catalog import ModelSpec
+from fareway.routing.decision import AttemptUsage
 from fareway.routing.latency import LatencyStats
 from fareway.routing.request import ChatMessage
 from fareway.server.engine.attempt import AttemptResult
-from fareway.server.engine.events import AttemptUsage
 from fareway.telemetry.setup import Telemetry
 from fareway.telemetry.tracing import (
     mark_failed,

@@ -22,11 +22,11 @@ from fareway.client import (
     Usage,
     convert,
 )
+from fareway.routing.decision import AttemptUsage
 from fareway.routing.decision import Decision as Decision_
 from fareway.routing.request import RouteRequest
 from fareway.routing.router import TenantPolicy
 from fareway.server.engine.events import (
-    AttemptUsage,
     Billed,
     Delta,
     Escalated,

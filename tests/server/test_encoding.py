@@ -14,10 +14,9 @@ from typing import Any, get_args
 import pytest
 
 from fareway.config.loader import load_config
-from fareway.routing.decision import Candidate, Decision
+from fareway.routing.decision import AttemptUsage, Candidate, Decision
 from fareway.routing.request import ChatMessage, Role, RouteRequest
 from fareway.server.engine.events import (
-    AttemptUsage,
     Billed,
     Delta,
     Escalated,

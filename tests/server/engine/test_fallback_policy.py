@@ -12,9 +12,9 @@ import pytest
 from fareway.core.errors import AllCandidatesFailed, StreamBroken
 from fareway.providers.base import TextChunk, UsageReport
 from fareway.routing.breaker import Outcome
+from fareway.routing.decision import AttemptUsage
 from fareway.routing.tokens import estimate_tokens
 from fareway.server.engine.events import (
-    AttemptUsage,
     Billed,
     Delta,
     FallbackTaken,
