@@ -3,7 +3,7 @@ the plan the engine follows when an attempt fails (`Plan`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -19,6 +19,17 @@ class AttemptUsage:
     input_tokens: int
     output_tokens: int
     cost_micros: int
+
+
+def summed(usages: Iterable[AttemptUsage]) -> AttemptUsage:
+    """Several calls' usage as one, with model "" (what Done.total reports)."""
+    listed = list(usages)
+    return AttemptUsage(
+        "",
+        sum(u.input_tokens for u in listed),
+        sum(u.output_tokens for u in listed),
+        sum(u.cost_micros for u in listed),
+    )
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,8 @@ class Decision:
     prompt_tokens: int
     signals: Mapping[str, float] = field(default_factory=dict)
     plan: Plan = field(default_factory=Plan)
+    spent: tuple[AttemptUsage, ...] = ()
+    """What routing itself spent on model calls (a classifier's), already billed."""
 
     @property
     def model(self) -> ModelSpec:

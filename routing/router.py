@@ -168,6 +168,7 @@ class Router:
             prompt_tokens=features.prompt_tokens,
             signals=signals,
             plan=plan,
+            spent=tuple(ranking.spent),
         )
 
     def _hedge(

@@ -14,7 +14,7 @@ from typing import Protocol, TypeVar
 
 from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import Catalog, ModelSpec
-from fareway.routing.decision import Cascade
+from fareway.routing.decision import AttemptUsage, Cascade
 from fareway.routing.echo import echo
 from fareway.routing.embedding import Embedder, EmbedderFor
 from fareway.routing.features import Features
@@ -39,6 +39,9 @@ class Ranking:
     reason: str
     signals: Mapping[str, float] = field(default_factory=dict)
     cascade: Cascade | None = None
+    spent: tuple[AttemptUsage, ...] = ()
+    """Model calls the strategy made to decide (a classifier's), already billed; the request's
+    stream reports each as a `usage` and counts it in its total."""
 
 
 T = TypeVar("T")
@@ -66,13 +69,52 @@ def no_embedders(name: str) -> Embedder:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """A model's whole answer to a strategy's own question, and what it cost (already billed
+    to the request's tenant)."""
+
+    text: str
+    usage: AttemptUsage
+
+
+class Complete(Protocol):
+    """A billed model call for a strategy (the LLM classifier): held on the request's tenant's
+    budget, traced as an attempt of the request, settled to what it used. Raises ProviderError
+    (a `ProviderTimeout` after `timeout_s`) or BudgetExceeded."""
+
+    def __call__(
+        self,
+        request: RouteRequest,
+        model: ModelSpec,
+        system: str,
+        prompt: str,
+        max_tokens: int,
+        timeout_s: float,
+    ) -> Awaitable[Completion]: ...
+
+
+async def no_model_calls(
+    request: RouteRequest,
+    model: ModelSpec,
+    system: str,
+    prompt: str,
+    max_tokens: int,
+    timeout_s: float,
+) -> Completion:
+    """`Complete` where the server gives no model calls (routing unit tests)."""
+    raise RuntimeError("this context makes no model calls")
+
+
+@dataclass(frozen=True)
 class StrategyContext:
     """What the server gives every strategy besides its configuration: the catalog, the shared
-    local embedders, and a way to run CPU work without blocking the event loop."""
+    local embedders, a way to run CPU work without blocking the event loop, and billed model
+    calls."""
 
     catalog: Catalog
     embedder: EmbedderFor = no_embedders
     run_cpu: RunCpu = run_inline
+    complete: Complete = no_model_calls
 
 
 class Strategy(Protocol):

@@ -139,7 +139,21 @@ def assemble_runtime(
     catalog = Catalog((m.spec() for m in config.models), config.tiers)
     if embedders is None:
         embedders = EmbedderPool()
-    context = StrategyContext(catalog, embedder=embedders.get, run_cpu=run_in_thread)
+    engine = Engine(
+        providers,
+        ledger,
+        clock,
+        latency,
+        telemetry,
+        checkpoint_interval_s=config.ledger.checkpoint_interval_s,
+        breaker=breaker,
+        first_token_timeouts={
+            name: settings.first_token_timeout_s for name, settings in config.providers.items()
+        },
+    )
+    context = StrategyContext(
+        catalog, embedder=embedders.get, run_cpu=run_in_thread, complete=engine.consult
+    )
     strategies = {name: s.build(name, context) for name, s in config.strategies.items()}
     policies = {
         name: TenantPolicy(
@@ -161,18 +175,7 @@ def assemble_runtime(
         router=Router(catalog, strategies, latency, breaker, config.server.max_attempts),
         providers=providers,
         ledger=ledger,
-        generation=Engine(
-            providers,
-            ledger,
-            clock,
-            latency,
-            telemetry,
-            checkpoint_interval_s=config.ledger.checkpoint_interval_s,
-            breaker=breaker,
-            first_token_timeouts={
-                name: settings.first_token_timeout_s for name, settings in config.providers.items()
-            },
-        ),
+        generation=engine,
         keys=keys,
         policies=policies,
         rates={name: tenant.rate_limits.rate() for name, tenant in config.tenants.items()},

@@ -57,10 +57,13 @@ class Tracing:
 
     @contextmanager
     def route_span(self, tenant: str) -> Iterator[Span]:
-        """The span that carries the decision, child of the current (server) span."""
+        """The span that carries the decision, child of the current (server) span, and current
+        itself while it lasts: a strategy's own model call (`server/engine/consult.py`) finds
+        it there to trace the call under it."""
         span = self._tracer.start_span(names.ROUTE_SPAN, attributes={names.TENANT: tenant})
         try:
-            yield span
+            with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                yield span
         except Exception as error:
             mark_failed(span, type(error).__name__, str(error))
             raise

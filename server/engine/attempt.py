@@ -123,6 +123,15 @@ class AttemptJob:
     """Asked at the first token when the attempt races another (None: it answers alone)."""
 
 
+def outcome(task: asyncio.Task[AttemptResult], meter: Meter, clock: Clock) -> AttemptResult:
+    """An ended attempt task's result; one cancelled before it ever ran used nothing and says
+    so. Raises what the task raised (a bug: attempts end in results)."""
+    if task.cancelled():
+        now = clock.monotonic()
+        return AttemptResult(meter.model, meter.usage(), now, now, cancelled=True)
+    return task.result()
+
+
 def refused(model: ModelSpec, error: ProviderError, clock: Clock) -> AttemptResult:
     """The result of an attempt that never started (its circuit is open)."""
     now = clock.monotonic()

@@ -25,7 +25,7 @@ from functools import partial
 from fareway.budgets.ledger import Ledger
 from fareway.core.clock import Clock
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.decision import AttemptUsage
+from fareway.routing.decision import AttemptUsage, summed
 from fareway.server.checkpoints import Checkpoints
 from fareway.server.engine.attempt import AttemptResult, Meter
 
@@ -70,13 +70,8 @@ class Bill:
         return sum(u.input_tokens + u.output_tokens for u in self._recorded)
 
     def total(self) -> AttemptUsage:
-        """All recorded attempts summed, as Done.total reports it."""
-        return AttemptUsage(
-            "",
-            sum(u.input_tokens for u in self._recorded),
-            sum(u.output_tokens for u in self._recorded),
-            self.cost_micros,
-        )
+        """All recorded attempts summed."""
+        return summed(self._recorded)
 
     async def hold(self, next_estimate_micros: int) -> int:
         """Re-target the hold to what was billed so far plus the next attempt's estimate and

@@ -54,7 +54,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from opentelemetry.trace import Span
@@ -71,14 +70,24 @@ from fareway.providers.assessment import with_instruction
 from fareway.providers.base import Provider, ProviderCall
 from fareway.routing.breaker import CircuitBreaker
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.decision import AttemptUsage, Cascade, ConfidenceSource, Decision, HedgePlan
+from fareway.routing.decision import (
+    AttemptUsage,
+    Cascade,
+    ConfidenceSource,
+    Decision,
+    HedgePlan,
+    summed,
+)
 from fareway.routing.latency import LatencyStats
+from fareway.routing.request import RouteRequest
+from fareway.routing.strategy import Completion
 from fareway.server.engine.attempt import (
     AttemptJob,
     AttemptResult,
     Claim,
     Meter,
     Send,
+    outcome,
     refused,
     run_attempt,
 )
@@ -86,6 +95,7 @@ from fareway.server.engine.bill import Bill
 from fareway.server.engine.breaker import BreakerPolicy
 from fareway.server.engine.cascade import SIGNAL, Answer, Judged, Ladder, escalation_reason
 from fareway.server.engine.channel import Channel
+from fareway.server.engine.consult import consult
 from fareway.server.engine.events import (
     Billed,
     Escalated,
@@ -97,20 +107,8 @@ from fareway.server.engine.events import (
 from fareway.server.engine.fallback import Fallback, Verdict, judge
 from fareway.server.engine.hedge import Race
 from fareway.server.engine.observe import Observer
+from fareway.server.engine.wiring import Wiring
 from fareway.telemetry.setup import Telemetry
-
-
-@dataclass(frozen=True)
-class _Wiring:
-    """What every run of one engine shares."""
-
-    providers: Mapping[str, Provider]
-    ledger: Ledger
-    clock: Clock
-    observer: Observer
-    breaker: BreakerPolicy
-    checkpoint_interval_s: float
-    first_token_timeouts: Mapping[str, float | None]
 
 
 class Engine:
@@ -132,7 +130,7 @@ class Engine:
         `first_token_timeouts` limits, by provider name, how long an attempt may wait for its
         first token (a provider not named has no such limit)."""
         observer = Observer(telemetry, latency, providers)
-        self._wiring = _Wiring(
+        self._wiring = Wiring(
             providers,
             ledger,
             clock,
@@ -141,6 +139,19 @@ class Engine:
             checkpoint_interval_s,
             dict(first_token_timeouts or {}),
         )
+
+    def consult(
+        self,
+        request: RouteRequest,
+        model: ModelSpec,
+        system: str,
+        prompt: str,
+        max_tokens: int,
+        timeout_s: float,
+    ) -> Coroutine[None, None, Completion]:
+        """A strategy's own billed, traced model call (`routing.strategy.Complete`; see
+        `consult.py`)."""
+        return consult(self._wiring, request, model, system, prompt, max_tokens, timeout_s)
 
     def run(
         self,
@@ -168,7 +179,7 @@ class Run:
 
     def __init__(
         self,
-        wiring: _Wiring,
+        wiring: Wiring,
         decision: Decision,
         started_at: float,
         rate: RateLimit,
@@ -242,6 +253,8 @@ class Run:
             state = await wiring.ledger.state(tenant)
             wiring.observer.utilization(state)
             await self._channel.send(Routed(decision, state.remaining_micros))
+            for usage in decision.spent:  # routing's own model calls, billed already
+                await self._channel.send(Billed(usage))
             finished = await self._answer()
             await self._channel.send(finished)
             target_ms = decision.request.latency_target_ms
@@ -427,7 +440,7 @@ class Run:
     def _record(self, task: asyncio.Task[AttemptResult]) -> AttemptResult:
         """The ended attempt's result, billed once."""
         meter = self._running.pop(task)
-        result = _outcome(task, meter, self._wiring.clock)
+        result = outcome(task, meter, self._wiring.clock)
         self._bill.record(result, meter)
         return result
 
@@ -499,7 +512,7 @@ class Run:
         ttft_s = (first if first is not None else self._wiring.clock.monotonic()) - self._started_at
         return Finished(
             result.stop_reason,
-            self._bill.total(),
+            summed((*self._decision.spent, *self._bill.attempts)),
             round(ttft_s * 1000),
             MappingProxyType(dict(signals or {})),
             reason,
@@ -528,12 +541,3 @@ class Run:
 
 def _used(usage: AttemptUsage) -> bool:
     return bool(usage.input_tokens or usage.output_tokens)
-
-
-def _outcome(task: asyncio.Task[AttemptResult], meter: Meter, clock: Clock) -> AttemptResult:
-    """The ended task's result; one cancelled before it ever ran used nothing and says so.
-    Raises what the task raised (a bug: attempts end in results)."""
-    if task.cancelled():
-        now = clock.monotonic()
-        return AttemptResult(meter.model, meter.usage(), now, now, cancelled=True)
-    return task.result()
