@@ -9,5 +9,7 @@
 - `hedge.py`    the hedge policy: the race between a late first attempt and its hedge.
 - `breaker.py`  the breaker policy: admit each attempt, learn from each result.
 - `observe.py`  what attempts and bills tell telemetry and the latency record.
+- `consult.py`  a strategy's own billed, traced model call (the LLM classifier's).
+- `wiring.py`   what every run shares: providers, ledger, clock, observer, breaker.
 - `events.py`   the events the servicer encodes.
 """
