@@ -6,7 +6,7 @@
 Both implement `fareway.routing.embedding.Embedder`, load only from files installed packages
 ship (a missing file raises `EmbedderUnavailable`, nothing is downloaded), and import their
 heavy packages (wordllama, onnxruntime, tokenizers) inside their loaders: importing this
-package imports none of them. `EmbedderPool` loads each once per process; `example_index`
+package imports none of them, nor numpy. `EmbedderPool` loads each once per process; `example_index`
 embeds a route's examples once per embedder.
 """
 

@@ -14,13 +14,15 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, TypeAlias
 
 from fareway.routing.embedding import Embedder, Vectors
 
-Scores = npt.NDArray[np.float32]
+if TYPE_CHECKING:  # numpy comes with the vectors: importing this module does not load it
+    import numpy as np
+    import numpy.typing as npt
+
+Scores: TypeAlias = "npt.NDArray[np.float32]"
 """One cosine similarity per example, in the examples' order."""
 
 
@@ -50,12 +52,14 @@ class ExampleIndex:
     def scores(self, query: Vectors) -> Scores:
         """The cosine similarity of `query` (one unit vector, from the same embedder) to each
         example."""
+        import numpy as np
+
         return np.asarray(self.vectors @ query.reshape(-1), dtype=np.float32)
 
     def nearest(self, query: Vectors) -> Match:
         """The example most similar to `query`."""
         scores = self.scores(query)
-        best = int(np.argmax(scores))
+        best = int(scores.argmax())
         return Match(best, self.examples[best], float(scores[best]))
 
 

@@ -14,14 +14,26 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 
-from fareway.routing.embedders.minilm import load_minilm
-from fareway.routing.embedders.wordllama import load_wordllama
 from fareway.routing.embedding import Embedder
 
 Loader = Callable[[], Embedder]
 
-LOADERS: Mapping[str, Loader] = {"wordllama": load_wordllama, "minilm": load_minilm}
-"""Every embedder fareway ships, by the name configurations use."""
+
+def _wordllama() -> Embedder:
+    from fareway.routing.embedders.wordllama import load_wordllama
+
+    return load_wordllama()
+
+
+def _minilm() -> Embedder:
+    from fareway.routing.embedders.minilm import load_minilm
+
+    return load_minilm()
+
+
+LOADERS: Mapping[str, Loader] = {"wordllama": _wordllama, "minilm": _minilm}
+"""Every embedder fareway ships, by the name configurations use. Each imports its module (and
+numpy, and its model package) when called, so that building a pool imports none of them."""
 
 DEFAULT_EMBEDDER = "wordllama"
 """The embedder a configuration gets when it names none. bench/embedders.py (docs/BENCHMARKS.md,

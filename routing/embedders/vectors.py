@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from fareway.core.errors import StartupError
 from fareway.routing.embedding import Vectors
 
@@ -16,6 +14,8 @@ class EmbedderUnavailable(StartupError):
 def unit_rows(rows: Vectors) -> Vectors:
     """`rows` scaled to length 1, as contiguous float32; an all-zero row (a text with no known
     token) stays zero, so it is similar to nothing."""
+    import numpy as np
+
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     out: Vectors = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
