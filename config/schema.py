@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fareway.budgets.ledger import Limit, OnExceed, RateLimit, TenantSeed
 from fareway.budgets.pricing import Price, usd_to_micros
+from fareway.budgets.registry import LedgerConfig, SqliteLedgerConfig
 from fareway.budgets.windows import Window
 from fareway.providers.registry import ProviderConfig
 from fareway.providers.sim import (
@@ -222,22 +223,6 @@ class TenantSettings(_Strict):
         return TenantSeed(tuple(limit.limit() for limit in self.budget), self.latency_target_ms)
 
 
-class LedgerSettings(_Strict):
-    """Where budgets live: `memory` (one process, lost on restart), `sqlite` (one file, durable;
-    replicas on one host may share it) or `redis` (replicas anywhere share it)."""
-
-    type: Literal["memory", "sqlite", "redis"] = "sqlite"
-    path: str = "fareway-ledger.db"  # sqlite: relative to the working directory
-    url: str = "redis://127.0.0.1:6379/0"  # redis
-    url_env: str = "FAREWAY_REDIS_URL"  # redis: this variable, when set, replaces `url`
-    prefix: str = "fareway"  # redis: key prefix, so several deployments can share a server
-    # How long a hold outlives a replica that crashed before settling it.
-    hold_ttl_s: float = Field(900.0, gt=0)
-    # How often a streaming call records its usage so far in its hold (and refreshes the
-    # hold's expiry): a crash loses at most this much of a stream's charges.
-    checkpoint_interval_s: float = Field(1.0, gt=0)
-
-
 class TelemetrySettings(_Strict):
     """Tracing and metrics; exporters are chosen by the standard OTEL_* variables."""
 
@@ -275,7 +260,8 @@ class FarewayConfig(_Strict):
     """A whole configuration file."""
 
     server: ServerSettings = ServerSettings()
-    ledger: LedgerSettings = LedgerSettings()
+    # Where budgets live (`budgets.registry`); a `ledger` without a `type` is SQLite.
+    ledger: LedgerConfig = SqliteLedgerConfig()
     telemetry: TelemetrySettings = TelemetrySettings()
     tiers: tuple[str, ...] = Field(("fast", "balanced", "powerful"), min_length=1)
     providers: dict[str, ProviderConfig]
@@ -289,6 +275,14 @@ class FarewayConfig(_Strict):
     admin_keys: tuple[KeySettings, ...] = ()
     circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
     hedging: HedgingSettings = HedgingSettings()
+
+    @field_validator("ledger", mode="before")
+    @classmethod
+    def _sqlite_unless_named(cls, value: object) -> object:
+        """`ledger:` with no `type` is SQLite, as it was before the backends were a union."""
+        if isinstance(value, dict) and "type" not in value:
+            return {**value, "type": "sqlite"}
+        return value
 
     def problems(self) -> list[tuple[FieldPath, str]]:
         """Cross-references that do not resolve, each as (path into the file, message)."""

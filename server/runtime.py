@@ -6,10 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fareway.budgets.ledger import Ledger, RateLimit
-from fareway.budgets.memory import MemoryLedger
-from fareway.budgets.redis import RedisLedger
-from fareway.budgets.sqlite import SqliteLedger
-from fareway.config.schema import FarewayConfig, LedgerSettings
+from fareway.config.schema import FarewayConfig
 from fareway.core.clock import Clock
 from fareway.core.errors import LedgerUnavailable, PermissionDenied, StartupError, Unauthenticated
 from fareway.providers.base import Provider
@@ -83,7 +80,7 @@ async def build_runtime(
     keys = KeyRing.from_config(config, env)
     providers = build_providers(config, clock, env)
     if ledger is None:
-        ledger = build_ledger(config.ledger, clock, env)
+        ledger = config.ledger.build(clock, env)
     try:
         await ledger.seed({name: tenant.seed() for name, tenant in config.tenants.items()})
     except LedgerUnavailable as error:
@@ -183,13 +180,3 @@ def assemble_runtime(
         circuit_breaker=breaker,
         embedders=embedders,
     )
-
-
-def build_ledger(settings: LedgerSettings, clock: Clock, env: Mapping[str, str]) -> Ledger:
-    """The configured ledger backend."""
-    if settings.type == "memory":
-        return MemoryLedger(clock, settings.hold_ttl_s)
-    if settings.type == "sqlite":
-        return SqliteLedger(settings.path, clock, settings.hold_ttl_s)
-    url = env.get(settings.url_env) or settings.url
-    return RedisLedger(url, clock, settings.hold_ttl_s, settings.prefix)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
 
-from fareway.config.schema import FarewayConfig, LedgerSettings
+from fareway.budgets.registry import LedgerConfig
+from fareway.config.schema import FarewayConfig
 from fareway.core.clock import ManualClock
 from fareway.core.errors import StartupError
 from fareway.server.runtime import build_runtime
@@ -16,8 +18,8 @@ from tests.server.harness import ENV, make_config
 
 
 def with_ledger(**settings: object) -> FarewayConfig:
-    config = make_config()
-    return config.model_copy(update={"ledger": LedgerSettings.model_validate(settings)})
+    ledger = TypeAdapter(LedgerConfig).validate_python(settings)
+    return make_config().model_copy(update={"ledger": ledger})
 
 
 async def test_sqlite_path_in_a_missing_folder_names_the_path(tmp_path: Path) -> None:
