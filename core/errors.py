@@ -21,6 +21,8 @@
 
     StartupError                not a gRPC error: fareway cannot start (`fareway serve` prints
                                 its one-line message and exits non-zero)
+    └── EmbedderUnavailable     a local embedder's package or model file is missing
+                                (`routing.embedders`)
 """
 
 from __future__ import annotations

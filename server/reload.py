@@ -182,6 +182,7 @@ class Reloader:
                 old.router.latency,
                 old.keys,
                 old.circuit_breaker,
+                embedders=old.embedders,  # loaded models and embedded examples carry over
             )
             await apply_budgets(old.ledger, old.config, config)
         except BaseException:

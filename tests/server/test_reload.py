@@ -191,9 +191,11 @@ async def test_a_reload_changes_keys_and_budgets_the_operator_edited(
     harness, _, path = await start(serve, tmp_path)
     await set_day_cap(harness, "steady", 77_000_000)
 
+    embedders = harness.running.serving.current.embedders
     path.write_text(config_text(acme_cap_usd=20, acme_target_ms=1500, newco=True))
     assert await reloader(harness, path).reload()
 
+    assert harness.running.serving.current.embedders is embedders, "loaded models carry over"
     assert await route(harness, NEWCO_KEY) == "alpha", "a new tenant's key works"
     newco = await harness.ledger.state("newco")
     assert [(lim.limit.window, lim.limit.cap_micros) for lim in newco.limits] == [
