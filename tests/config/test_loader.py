@@ -192,12 +192,12 @@ def test_error_inside_a_strategy_names_the_real_field_and_line() -> None:
 
 
 def test_error_inside_a_rule_names_its_index() -> None:
-    text = edited("max_words: 9", "max_words: nine")
+    text = edited("min_words: 101", "min_words: many")
 
     message = error_of(text)
 
-    line = line_of(text, "max_words: nine")
-    assert message.startswith(f"{NAME}:{line}: strategies.rules.rules.0.when.max_words: ")
+    line = line_of(text, "min_words: many")
+    assert message.startswith(f"{NAME}:{line}: strategies.rules.rules.3.when.min_words: ")
 
 
 def test_unknown_tier_in_a_rule() -> None:
@@ -206,7 +206,7 @@ def test_unknown_tier_in_a_rule() -> None:
     message = error_of(text)
 
     line = line_of(text, "tier: quick")
-    assert f"{NAME}:{line}: strategies.rules.rules.0.tier: unknown tier 'quick'" in message
+    assert f"{NAME}:{line}: strategies.rules.rules.1.tier: unknown tier 'quick'" in message
 
 
 def test_price_finer_than_a_micro_usd_is_refused_with_its_line() -> None:

@@ -93,9 +93,15 @@ async def test_accuracy_on_the_labelled_table_reaches_the_article_target(
 @pytest.mark.parametrize(
     ("query", "rule", "index", "why"),
     [
-        ("classify this: spam or not?", "simple-classification", 0, "keyword 'classify'"),
-        ("Please analyze this churn data.", "complex-reasoning", 1, "keyword 'analyze'"),
-        (LONG_QUESTION, "long-prompt", 2, "(at least 101)"),
+        (
+            "classify this: spam or not?",
+            "simple-classification",
+            0,
+            "keyword 'classify' in the instruction and 2 instruction words (at most 12)",
+        ),
+        ("extract the dates: 3 May, 9 June", "extraction", 1, "keyword 'extract' in the"),
+        ("Please analyze this churn data.", "complex-reasoning", 2, "keyword 'analyze'"),
+        (LONG_QUESTION, "long-prompt", 3, "(at least 101)"),
     ],
 )
 async def test_reason_names_the_rule_and_signals_its_index(
@@ -146,8 +152,8 @@ async def test_keywords_match_case_insensitively(
     assert decision.model.tier == "fast"
 
 
-@pytest.mark.parametrize(("words", "tier"), [(9, "fast"), (10, "balanced")])
-async def test_classification_rule_only_applies_below_ten_words(
+@pytest.mark.parametrize(("words", "tier"), [(12, "fast"), (13, "balanced")])
+async def test_classification_rule_only_applies_to_instructions_of_up_to_twelve_words(
     router: Router, policy: TenantPolicy, make_request, words: int, tier: str
 ) -> None:
     query = " ".join(["classify"] + ["word"] * (words - 1))
@@ -252,3 +258,151 @@ async def test_a_rule_may_name_a_model(catalog: Catalog, make_request) -> None:
     assert ranking.ranked[0].model.id == "claude-opus-4-6"
     assert "rule 'to-opus'" in ranking.reason
     assert "claude-opus-4-6" in ranking.reason
+
+
+# The seed article's semantic-routing examples, with the tiers of its MODEL_FOR_TASK.
+SEED_ROUTES = [
+    ("write a function that sorts a list", "balanced"),
+    ("debug this Python code", "balanced"),
+    ("explain what this regex does", "balanced"),
+    ("how do I implement authentication in FastAPI", "balanced"),
+    ("analyze the key trends in this data", "powerful"),
+    ("what are the strategic implications of this decision", "powerful"),
+    ("compare these two approaches", "powerful"),
+    ("extract all email addresses from this text", "fast"),
+    ("what is the company name mentioned here", "fast"),
+    ("list all the dates in this document", "fast"),
+]
+
+REVIEW = (
+    "I ordered the blender three weeks ago and it finally arrived yesterday. The box was "
+    "dented, but the jar was intact, it crushes ice in seconds, and it is quieter than my "
+    "old one. Customer service never answered my emails about the delay, though."
+)
+TICKET = (
+    "Hello, I was charged twice for my March invoice (INV-20331) and the second charge "
+    "still shows on my card statement. I contacted you on 3 April and was promised a refund "
+    "within five days, but nothing has arrived. Please look into it. " * 4
+)
+assert len(TICKET.split()) > 100
+
+# Short instructions carrying a long payload: the payload does not make them heavy work.
+WITH_PAYLOAD = [
+    (f"Classify the sentiment of this review as positive or negative: '{REVIEW}'", "fast"),
+    (f"Classify the sentiment of this review as positive or negative:\n\n{REVIEW}", "fast"),
+    (f'Is this review positive or negative? "{REVIEW}"', "fast"),
+    (f"Categorize this ticket as billing, shipping or other:\n\n{TICKET}", "fast"),
+    (f"Label the intent of this message: “{TICKET}”", "fast"),
+    (f"Extract the invoice number and the dates from this email:\n{TICKET}", "fast"),
+    (f"List all the dates mentioned below:\n{TICKET}", "fast"),
+    (
+        "List all the function names in this file.\n```python\n" + "def f(): pass\n" * 60 + "```",
+        "fast",
+    ),
+    # ...but heavy work on a payload is heavy work, whatever words the payload holds.
+    (f"Analyze the root cause of this complaint: '{REVIEW}'", "powerful"),
+    (f"What are the implications of this ticket for our refund policy?\n\n{TICKET}", "powerful"),
+    (f"Summarize this email:\n\n{TICKET}", "powerful"),  # long: the long-prompt rule
+    (f"Summarize this review: '{REVIEW}'", "balanced"),  # a short payload, no rule
+    (
+        f"Reply politely to this customer: 'Please classify my refund as urgent.' {REVIEW}",
+        "balanced",
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "tier"), SEED_ROUTES + WITH_PAYLOAD)
+async def test_seed_routes_and_payload_requests_land_on_their_tier(
+    router: Router, policy: TenantPolicy, make_request, query: str, tier: str
+) -> None:
+    decision = await router.decide(make_request(query), policy)
+
+    assert decision.model.tier == tier, decision.reason
+
+
+async def test_a_classification_reason_says_it_read_the_instruction(
+    router: Router, policy: TenantPolicy, make_request
+) -> None:
+    query = f"Classify the sentiment of this review as positive or negative: '{REVIEW}'"
+
+    decision = await router.decide(make_request(query), policy)
+
+    assert decision.reason == (
+        "rule 'simple-classification' matched (keyword 'classify' in the instruction and "
+        "10 instruction words (at most 12)), so the fast tier"
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "tier"),
+    [
+        ("Design a logo for a bakery.", "powerful"),
+        ("DESIGN a logo for a bakery.", "powerful"),
+        ("Can you help with the design?", "powerful"),
+        ("(design) a logo, please", "powerful"),
+        ("Who designed the Eiffel Tower?", "balanced"),
+        ("What does a designated driver do?", "balanced"),
+        ("Is the redesign live yet?", "balanced"),
+        ("Which log analyzer should I install?", "balanced"),
+        ("Solve it step-by-step: 3x + 1 = 10", "powerful"),
+        ("Walk me through it step\nby   step.", "powerful"),
+        ("A step by stepper motor?", "balanced"),
+        ("Explain, why not?", "balanced"),  # a phrase's words are apart by whitespace only
+        ("Yes or no?", "fast"),
+        ("Is thistle edible?", "balanced"),  # 'is this' is not inside 'is thistle'
+    ],
+)
+async def test_keywords_are_whole_words_or_phrases(
+    router: Router, policy: TenantPolicy, make_request, query: str, tier: str
+) -> None:
+    decision = await router.decide(make_request(query), policy)
+
+    assert decision.model.tier == tier, decision.reason
+
+
+def _strategy(catalog: Catalog, when: dict):
+    config = _custom_rules([{"name": "custom", "when": when, "tier": "powerful"}])
+    return config.build("custom", StrategyContext(catalog))
+
+
+async def _tier(strategy, catalog: Catalog, request) -> str:
+    ranking = await strategy.rank(request, extract_features(request), catalog.models)
+    return ranking.ranked[0].model.tier
+
+
+async def test_a_condition_reads_the_whole_message_unless_its_scope_says_instruction(
+    catalog: Catalog, make_request
+) -> None:
+    request = make_request("Reply to this customer: 'I want a poem about my order, please.'")
+    message = _strategy(catalog, {"any_keywords": ["poem"]})
+    instruction = _strategy(catalog, {"any_keywords": ["poem"], "scope": "instruction"})
+    short = _strategy(catalog, {"max_words": 4, "scope": "instruction"})
+
+    assert await _tier(message, catalog, request) == "powerful"
+    assert await _tier(instruction, catalog, request) == "balanced"
+    assert await _tier(short, catalog, request) == "powerful"  # "Reply to this customer"
+
+
+async def test_instruction_word_limits(catalog: Catalog, make_request) -> None:
+    payload = " ".join(["word"] * 200)
+    request = make_request(f"Tell me which of these words repeats:\n{payload}")  # 7 words
+
+    for when, tier in [
+        ({"min_words": 7}, "powerful"),
+        ({"min_words": 8}, "balanced"),
+        ({"max_words": 7}, "powerful"),
+        ({"max_words": 6}, "balanced"),
+    ]:
+        strategy = _strategy(catalog, {**when, "scope": "instruction"})
+        assert await _tier(strategy, catalog, request) == tier, when
+    assert await _tier(_strategy(catalog, {"max_words": 7}), catalog, request) == "balanced"
+
+
+def test_a_blank_keyword_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="at least one word"):
+        _custom_rules([{"name": "x", "when": {"any_keywords": ["design", " "]}, "tier": "fast"}])
+
+
+def test_an_unknown_scope_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="scope"):
+        _custom_rules([{"name": "x", "when": {"scope": "payload"}, "tier": "fast"}])
