@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from fareway.core.errors import FieldViolation
+from fareway.core.errors import FieldViolation, ProviderError
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import AttemptUsage, Cascade
 from fareway.routing.echo import echo
@@ -70,17 +70,20 @@ def no_embedders(name: str) -> Embedder:
 
 @dataclass(frozen=True)
 class Completion:
-    """A model's whole answer to a strategy's own question, and what it cost (already billed
-    to the request's tenant)."""
+    """A model's answer to a strategy's own question, and what it cost (already billed to the
+    request's tenant, whether or not it answered). `error` is None for a complete answer; else
+    the failure (a `ProviderTimeout` when time ran out) and `text` what came before it."""
 
     text: str
     usage: AttemptUsage
+    error: ProviderError | None = None
 
 
 class Complete(Protocol):
     """A billed model call for a strategy (the LLM classifier): held on the request's tenant's
-    budget, traced as an attempt of the request, settled to what it used. Raises ProviderError
-    (a `ProviderTimeout` after `timeout_s`) or BudgetExceeded."""
+    budget, traced as an attempt of the request, settled to what it used. A provider's failure
+    comes back in the `Completion`; raises BudgetExceeded (nothing called) when the tenant
+    cannot afford the call."""
 
     def __call__(
         self,
@@ -105,6 +108,16 @@ async def no_model_calls(
     raise RuntimeError("this context makes no model calls")
 
 
+StrategyLookup = Callable[[str], "Strategy"]
+"""Another configured strategy by name (for strategies that build on one, as the classifier on
+`semantic`); raises KeyError for a name that is not configured."""
+
+
+def no_strategies(name: str) -> Strategy:
+    """`StrategyLookup` where no other strategy is available."""
+    raise KeyError(f"no strategy named {name!r} is available")
+
+
 @dataclass(frozen=True)
 class StrategyContext:
     """What the server gives every strategy besides its configuration: the catalog, the shared
@@ -115,6 +128,7 @@ class StrategyContext:
     embedder: EmbedderFor = no_embedders
     run_cpu: RunCpu = run_inline
     complete: Complete = no_model_calls
+    strategy: StrategyLookup = no_strategies
 
 
 class Strategy(Protocol):

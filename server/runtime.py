@@ -15,7 +15,7 @@ from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.embedders import EmbedderPool
 from fareway.routing.latency import LatencyStats
 from fareway.routing.router import Router, TenantPolicy
-from fareway.routing.strategy import StrategyContext, run_in_thread
+from fareway.routing.strategy import Strategy, StrategyContext, run_in_thread
 from fareway.server.auth import KeyRing, Principal
 from fareway.server.engine.engine import Engine
 from fareway.server.ledger_health import LedgerHealth
@@ -148,10 +148,15 @@ def assemble_runtime(
             name: settings.first_token_timeout_s for name, settings in config.providers.items()
         },
     )
+    strategies: dict[str, Strategy] = {}
     context = StrategyContext(
-        catalog, embedder=embedders.get, run_cpu=run_in_thread, complete=engine.consult
+        catalog,
+        embedder=embedders.get,
+        run_cpu=run_in_thread,
+        complete=engine.consult,
+        strategy=strategies.__getitem__,  # filled below; looked up when a request is ranked
     )
-    strategies = {name: s.build(name, context) for name, s in config.strategies.items()}
+    strategies.update({name: s.build(name, context) for name, s in config.strategies.items()})
     policies = {
         name: TenantPolicy(
             strategy=tenant.strategy or config.default_strategy,

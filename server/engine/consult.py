@@ -39,9 +39,9 @@ async def consult(
     max_tokens: int,
     timeout_s: float,
 ) -> Completion:
-    """Ask `model` one question on `request`'s bill; see the module docstring. Raises
-    BudgetExceeded (nothing called), the ProviderError the call failed with, or ProviderTimeout
-    after `timeout_s`."""
+    """Ask `model` one question on `request`'s bill; see the module docstring. A failure (a
+    ProviderTimeout after `timeout_s`) comes back in the completion with what it used; raises
+    BudgetExceeded when the tenant cannot afford the call (nothing is called)."""
     messages = (ChatMessage(Role.USER, prompt),)
     prompt_tokens = estimate_prompt_tokens(system, [prompt])
     bill = Bill(
@@ -88,8 +88,7 @@ async def consult(
         result = outcome(task, meter, wiring.clock)
         bill.record(result, meter)
         await bill.settle()
+    error = result.error
     if result.cancelled:
-        raise ProviderTimeout(f"no answer within {timeout_s:g} s", model=model.id)
-    if result.error is not None:
-        raise result.error
-    return Completion("".join(pieces), result.usage)
+        error = ProviderTimeout(f"no answer within {timeout_s:g} s", model=model.id)
+    return Completion("".join(pieces), result.usage, error)
