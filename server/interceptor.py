@@ -114,6 +114,8 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._tracing = tracing
         self._max_request_bytes = max_request_bytes
         self._fair_share = FairShare(clock)
+        # Per method: (the registered handler, the handler that wraps it).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -123,16 +125,26 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or not details.method.startswith(PROTECTED_PREFIX):
             return handler
+        # gRPC asks for every call; the registered handler is the same object each time, so
+        # its wrapped twin is built once (and again only if the handler changes).
+        known = self._wrapped.get(details.method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap(details.method, handler)
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         deserializer = self._tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(details.method, handler.unary_unary),
+                self._wrap_unary(method, handler.unary_unary),
                 request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(details.method, handler.unary_stream),
+                self._wrap_stream(method, handler.unary_stream),
                 request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )

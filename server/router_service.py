@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing, nullcontext
 from dataclasses import replace
@@ -10,6 +11,7 @@ from typing import assert_never
 
 import grpc
 
+from fareway.budgets.ledger import BudgetState
 from fareway.core.errors import FarewayError
 from fareway.routing.decision import Decision
 from fareway.server.auth import current_principal
@@ -37,6 +39,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
 
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
+        self._budgets = SharedReads(runtime.ledger.state)
 
     async def Generate(
         self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext
@@ -116,7 +119,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     async def _decide(self, request: router_pb2.GenerateRequest) -> Decision:
         principal = current_principal.get()
         policy = self._rt.policy_for(principal)
-        budget = await self._rt.ledger.state(principal.tenant)
+        budget = await self._budgets.read(principal.tenant)
         # The router's hint checks run with decoding, so one error lists every problem.
         check = partial(self._rt.router.violations, policy=policy)
         # A large request decodes and routes in its turn (see server.interceptor.FairShare).
@@ -132,6 +135,59 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         model = decision.model
         self._rt.telemetry.metrics.record_decision(decision.strategy, model.id, model.tier)
         return decision
+
+
+class SharedReads:
+    """A tenant's budget state for concurrent callers, each from a ledger read that began after
+    it asked, but one read for all who asked while the previous one ran.
+
+    The first caller reads at once. Callers that arrive while that read runs wait for the next
+    one, started as soon as it ends and shared by all of them: their state is as fresh as a
+    read of their own (none is answered from a read that began before it asked), and a tenant
+    with N calls in flight costs the ledger about two reads at a time instead of N. A read's
+    error reaches every caller that shared it."""
+
+    def __init__(self, read: Callable[[str], Awaitable[BudgetState]]) -> None:
+        self._read = read
+        self._busy: set[str] = set()  # tenants with a read running
+        self._next: dict[str, asyncio.Future[BudgetState]] = {}  # the read after it, not begun
+        self._tasks: set[asyncio.Future[BudgetState]] = set()  # the shared reads running
+
+    async def read(self, tenant: str) -> BudgetState:
+        if tenant not in self._busy:
+            self._busy.add(tenant)
+            try:
+                return await self._read(tenant)
+            finally:
+                self._after(tenant)
+        waiting = self._next.get(tenant)
+        if waiting is None:
+            waiting = self._next[tenant] = asyncio.get_running_loop().create_future()
+        # Shielded: a caller that goes away must not cancel the others' read.
+        return await asyncio.shield(waiting)
+
+    def _after(self, tenant: str) -> None:
+        """A read of `tenant` ended: start the one its waiters wait for, or be idle."""
+        waiting = self._next.pop(tenant, None)
+        if waiting is None:
+            self._busy.discard(tenant)
+            return
+        task = asyncio.ensure_future(self._read(tenant))
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._deliver(tenant, waiting, done))
+
+    def _deliver(
+        self, tenant: str, waiting: asyncio.Future[BudgetState], done: asyncio.Future[BudgetState]
+    ) -> None:
+        self._tasks.discard(done)
+        if done.cancelled():
+            waiting.cancel()
+        elif (error := done.exception()) is not None:
+            waiting.set_exception(error)
+            waiting.exception()  # retrieved here: every waiter may have gone away
+        else:
+            waiting.set_result(done.result())
+        self._after(tenant)
 
 
 def encode_event(event: GenerationEvent, trace_id: str) -> router_pb2.GenerateEvent:
