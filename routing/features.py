@@ -33,9 +33,10 @@ classification request it is. The payload is, conservatively:
   an instruction written after pasted material ("<text>\n\nIs it positive?") is not found, so
   rules that read the instruction do not match and the turn goes where the other rules send it.
 
-A turn with no payload is its own instruction. For a windowed (long) turn whose cut lies outside
-any payload, the instruction's word count is the turn's (estimated) count less the payload words
-found in the window.
+Each of these looks at the first MAX_MARKS of its marks only (backticks, quotes, colons), so the
+instruction of any turn costs about a millisecond at most. A turn with no payload is its own
+instruction. For a windowed (long) turn whose cut lies outside any payload, the instruction's
+word count is the turn's (estimated) count less the payload words found in the window.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import islice
 
 from fareway.routing.request import RouteRequest
 from fareway.routing.tokens import estimate_prompt_tokens, estimate_tokens
@@ -59,6 +61,10 @@ WORD_SAMPLE_CHARS = 4_096
 WINDOW_CHARS = 4_096
 MIN_QUOTED_WORDS = 3
 MIN_LEAD_WORDS = 3
+# Fence marks, quote marks and colons looked at, each: beyond, the rest of the text holds no
+# payload mark (a window full of quotes and colons would otherwise take ~20 ms of the event
+# loop; with the bound, at most about 1 ms on a slow core).
+MAX_MARKS = 64
 
 # Fenced blocks, or lines that look like code in the common languages.
 _CODE_PATTERN = re.compile(
@@ -74,7 +80,7 @@ _CLOSING_MARKS = f"*_\"'”)]{_RIGHT}"  # may end the word before a colon
 _DEICTIC = frozenset({"this", "these", "following", "below", "here"})
 _CLOSES = {"”": "“", _RIGHT: _LEFT, "»": "«"}  # a closing mark, and the opening mark it closes
 _OPENS = frozenset({'"', "'", "“", _LEFT, "«"})
-_LOOKBACK_CHARS = 400  # how far back a colon's clause is looked for
+_LOOKBACK_CHARS = 100  # how far back a colon's clause is looked for
 
 
 @dataclass(frozen=True)
@@ -217,7 +223,7 @@ def _without(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def _fences(text: str) -> list[tuple[int, int]]:
-    marks = [m.start() for m in _FENCE.finditer(text)]
+    marks = [m.start() for m in islice(_FENCE.finditer(text), MAX_MARKS)]
     spans = [(marks[i], marks[i + 1] + 3) for i in range(0, len(marks) - 1, 2)]
     if len(marks) % 2:
         spans.append((marks[-1], len(text)))
@@ -229,7 +235,7 @@ def _quotes(text: str, fences: _Spans) -> list[tuple[int, int]]:
     most one open position; a close records the span and forgets quotes opened inside it."""
     opened: dict[str, int] = {}
     found: list[tuple[int, int]] = []
-    for match in _QUOTE.finditer(text):
+    for match in islice(_QUOTE.finditer(text), MAX_MARKS):
         at, mark = match.start(), match.group()
         if at in fences:
             continue
@@ -265,7 +271,7 @@ def _introducing_colon(text: str, payload: _Spans) -> int | None:
     """The position of the first colon outside other payload that introduces a payload: one
     after a clause (since the last sentence end or line break) of MIN_LEAD_WORDS words or more,
     or one ending in a word that points at what follows ("this", "below", ...)."""
-    for match in _COLON.finditer(text):
+    for match in islice(_COLON.finditer(text), MAX_MARKS):
         at = match.start()
         if at == 0 or at in payload:
             continue

@@ -7,10 +7,12 @@ import pytest
 
 from fareway.routing.features import (
     EXACT_WORDS_CHARS,
+    MAX_MARKS,
     WINDOW_CHARS,
     count_words,
     extract_features,
     is_large,
+    strip_payload,
     window,
 )
 from fareway.routing.tokens import estimate_tokens, utf8_length
@@ -70,3 +72,22 @@ def test_large_requests_are_told_apart(make_request) -> None:
     assert not is_large(make_request("short"))
     assert is_large(make_request("x" * 100_000))
     assert is_large(make_request("hi", system="s" * 100_000))
+
+
+def test_payload_marks_beyond_the_bound_are_not_looked_at() -> None:
+    ask = "Classify the sentiment of this review: great blender, loud motor"
+    labels = ".Q: "  # a colon after a one-word clause introduces nothing
+
+    assert strip_payload(labels * (MAX_MARKS - 1) + ask).endswith("of this review")
+    assert strip_payload(labels * MAX_MARKS + ask).endswith("loud motor")
+
+
+def test_a_window_full_of_payload_marks_is_read_in_bounded_work(make_request) -> None:
+    # Quotes, fences and colons throughout a huge turn: the first marks are payload, the rest
+    # of the window is left as it is.
+    text = "“a b c” .a: ```x``` 'd e f' " * 100_000
+
+    instruction = extract_features(make_request(text)).instruction
+
+    assert instruction.text.startswith(".a:       .a:")
+    assert instruction.text.endswith("“a b c” .a: ```x``` 'd e f'")
