@@ -15,8 +15,10 @@ from pydantic import Field
 from fareway.routing.strategies.cascade import CascadeConfig
 from fareway.routing.strategies.cost import CostConfig
 from fareway.routing.strategies.rules import RulesConfig
+from fareway.routing.strategies.semantic import SemanticConfig
 from fareway.routing.strategies.steps import PerStepConfig
 
 StrategyConfig = Annotated[
-    RulesConfig | PerStepConfig | CostConfig | CascadeConfig, Field(discriminator="type")
+    RulesConfig | PerStepConfig | CostConfig | CascadeConfig | SemanticConfig,
+    Field(discriminator="type"),
 ]
