@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated
 
@@ -304,6 +305,8 @@ class FarewayConfig(_Strict):
         for name, strategy in self.strategies.items():
             for path, message in strategy.problems(self.tiers, model_ids):
                 found.append((("strategies", name, *path), message))
+        for name, strategy in self.strategies.items():
+            found += _use_problems(name, strategy, self.strategies)
         if self.default_strategy not in self.strategies:
             found.append(
                 (
@@ -328,3 +331,23 @@ class FarewayConfig(_Strict):
 def sha256_hex(key: str) -> str:
     """How API keys are stored and compared."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _use_problems(
+    name: str, strategy: StrategyConfig, strategies: Mapping[str, StrategyConfig]
+) -> list[tuple[FieldPath, str]]:
+    """A strategy that builds on others (`uses()`: {field: the type it needs}) must name a
+    configured strategy of that type in each such field."""
+    uses = getattr(strategy, "uses", None)
+    if uses is None:
+        return []
+    found: list[tuple[FieldPath, str]] = []
+    for field, needed in uses().items():
+        named = getattr(strategy, field)
+        other = strategies.get(named)
+        path: FieldPath = ("strategies", name, field)
+        if other is None:
+            found.append((path, unknown("strategy", named, strategies)))
+        elif other.type != needed:
+            found.append((path, f"'{named}' is a {other.type} strategy; it must be {needed}"))
+    return found

@@ -125,13 +125,24 @@ def test_unknown_model_provider() -> None:
 
 
 def test_unknown_strategy_type_lists_the_known_ones() -> None:
-    text = edited("type: rules", "type: semantic")
+    text = edited("type: rules", "type: learned")
 
     message = error_of(text)
 
-    assert f"{NAME}:{line_of(text, 'type: semantic')}: strategies.rules:" in message
+    assert f"{NAME}:{line_of(text, 'type: learned')}: strategies.rules:" in message
     assert "'semantic'" in message
     assert "'rules'" in message
+
+
+def test_a_classifier_must_take_its_routes_from_a_semantic_strategy() -> None:
+    text = edited("routes_from: semantic", "routes_from: rules")
+
+    message = error_of(text)
+
+    assert (
+        f"{NAME}:{line_of(text, 'routes_from: rules')}: strategies.classifier.routes_from: "
+        "'rules' is a rules strategy; it must be semantic"
+    ) in message
 
 
 def test_unknown_provider_type_lists_the_known_ones() -> None:
@@ -145,12 +156,12 @@ def test_unknown_provider_type_lists_the_known_ones() -> None:
 
 
 def test_unknown_default_strategy() -> None:
-    text = edited("default_strategy: rules", "default_strategy: semantic")
+    text = edited("default_strategy: rules", "default_strategy: learned")
 
     message = error_of(text)
 
-    line = line_of(text, "default_strategy: semantic")
-    assert f"{NAME}:{line}: default_strategy: unknown strategy 'semantic'; known: rules" in message
+    line = line_of(text, "default_strategy: learned")
+    assert f"{NAME}:{line}: default_strategy: unknown strategy 'learned'; known: rules" in message
 
 
 def test_duplicated_model_id() -> None:
@@ -273,14 +284,14 @@ def test_every_schema_problem_is_reported() -> None:
 def test_every_cross_reference_problem_is_reported() -> None:
     text = edited("    tier: balanced\n", "    tier: medium\n")
     text = edited("- id: claude-opus-4-6", "- id: claude-haiku-4-5", text)
-    text = edited("default_strategy: rules", "default_strategy: semantic", text)
+    text = edited("default_strategy: rules", "default_strategy: learned", text)
 
     lines = error_of(text).splitlines()
 
     assert len(lines) == 4  # the duplicated id is reported at both places
     assert sum("models.1.tier: unknown tier 'medium'" in x for x in lines) == 1
     assert sum("appears twice" in x for x in lines) == 2
-    assert sum("default_strategy: unknown strategy 'semantic'" in x for x in lines) == 1
+    assert sum("default_strategy: unknown strategy 'learned'" in x for x in lines) == 1
 
 
 def test_invalid_yaml_is_one_line_naming_the_file_not_a_placeholder() -> None:

@@ -238,7 +238,7 @@ async def test_without_an_embedder_named_the_default_one_is_used(
 # -- configuration ------------------------------------------------------------------------------
 
 SECTION = """
-  semantic:
+  meaning:
     type: semantic
     embedder: {embedder}
     threshold: 0.2
@@ -272,38 +272,38 @@ def error_of(text: str) -> str:
 def test_a_valid_section_loads_and_builds_without_embedding(catalog: Catalog) -> None:
     config = parse_config(config_text(), "fareway.yaml")
 
-    section = config.strategies["semantic"]
+    section = config.strategies["meaning"]
     assert isinstance(section, SemanticConfig)
     assert section.routes["extraction"].examples == ("list the emails",)
     # Building asks for no embedder: the default context has none, and that is fine until use.
-    section.build("semantic", StrategyContext(catalog))
+    section.build("meaning", StrategyContext(catalog))
 
 
 def test_an_unknown_target_names_its_route_and_the_known_ones() -> None:
     message = error_of(config_text(target="medium"))
 
-    assert "strategies.semantic.routes.code.target: unknown tier or model 'medium'" in message
+    assert "strategies.meaning.routes.code.target: unknown tier or model 'medium'" in message
     assert "known: fast, balanced, powerful" in message
 
 
 def test_the_default_must_be_a_route() -> None:
     message = error_of(config_text(default="general"))
 
-    assert "strategies.semantic.default: unknown route 'general'; known: code, extraction" in (
+    assert "strategies.meaning.default: unknown route 'general'; known: code, extraction" in (
         message
     )
 
 
 def test_a_route_needs_an_example_and_no_blank_one() -> None:
-    assert "strategies.semantic.routes.extraction.examples" in error_of(config_text(examples="[]"))
+    assert "strategies.meaning.routes.extraction.examples" in error_of(config_text(examples="[]"))
     blank = error_of(config_text(examples="['list the emails', '  ']"))
-    assert "strategies.semantic.routes.extraction.examples.1: an example is blank" in blank
+    assert "strategies.meaning.routes.extraction.examples.1: an example is blank" in blank
 
 
 def test_an_unknown_embedder_names_the_known_ones() -> None:
     message = error_of(config_text(embedder="bert"))
 
-    assert "strategies.semantic.embedder: unknown embedder 'bert'; known: minilm, wordllama" in (
+    assert "strategies.meaning.embedder: unknown embedder 'bert'; known: minilm, wordllama" in (
         message
     )
 
@@ -312,7 +312,7 @@ def test_problems_carry_the_line_of_the_field() -> None:
     text = config_text(target="medium")
     line = next(i for i, t in enumerate(text.splitlines(), 1) if "target: medium" in t)
 
-    assert f"fareway.yaml:{line}: strategies.semantic.routes.code.target" in error_of(text)
+    assert f"fareway.yaml:{line}: strategies.meaning.routes.code.target" in error_of(text)
 
 
 def test_the_embedded_default_still_loads() -> None:

@@ -15,11 +15,15 @@ import pytest
 from fareway.config.loader import load_config
 from fareway.config.schema import FarewayConfig
 from fareway.routing.catalog import Catalog, ModelSpec
+from fareway.routing.decision import AttemptUsage
+from fareway.routing.embedders import EmbedderPool
 from fareway.routing.features import extract_features
 from fareway.routing.request import RouteRequest
 from fareway.routing.strategies import StrategyConfig
-from fareway.routing.strategy import Strategy, StrategyContext
+from fareway.routing.strategy import Completion, Strategy, StrategyContext
 from tests.routing.conftest import MakeRequest
+
+EMBEDDERS = EmbedderPool()  # one for the module: the embedder loads once
 
 PROMPTS = [
     "classify this: spam or not?",
@@ -37,9 +41,25 @@ def registered_types() -> list[str]:
     return sorted(get_args(config.model_fields["type"].annotation)[0] for config in get_args(union))
 
 
+async def answer_code(
+    request: RouteRequest,
+    model: ModelSpec,
+    system: str,
+    prompt: str,
+    max_tokens: int,
+    timeout_s: float,
+) -> Completion:
+    """A model call that always answers the route name `code` (the classifier's)."""
+    return Completion("code", AttemptUsage(model.id, 40, 1, 45))
+
+
 def default_strategies(config: FarewayConfig, catalog: Catalog) -> dict[str, Strategy]:
-    context = StrategyContext(catalog)
-    return {name: s.build(name, context) for name, s in config.strategies.items()}
+    strategies: dict[str, Strategy] = {}
+    context = StrategyContext(
+        catalog, embedder=EMBEDDERS.get, complete=answer_code, strategy=strategies.__getitem__
+    )
+    strategies.update({name: s.build(name, context) for name, s in config.strategies.items()})
+    return strategies
 
 
 def test_every_registered_strategy_type_is_in_the_embedded_default(
