@@ -80,7 +80,7 @@ def test_chat_streams_a_classification_from_the_fast_tier(target: str) -> None:
     result = fareway(target, "chat", "classify this: spam or not?")
 
     assert result.returncode == 0, result.stderr
-    assert "claude-haiku-4-5 · fast · rules" in result.stderr
+    assert "claude-haiku-4-5 · fast · semantic" in result.stderr
     assert result.stdout.strip(), "the answer is printed"
     assert "end_turn" in result.stderr
 
@@ -89,7 +89,7 @@ def test_chat_sends_analysis_to_the_powerful_tier(target: str) -> None:
     result = fareway(target, "chat", "analyze the strategic implications of a price cut")
 
     assert result.returncode == 0, result.stderr
-    assert "claude-opus-4-6 · powerful · rules" in result.stderr
+    assert "claude-opus-4-6 · powerful · semantic" in result.stderr
 
 
 def test_route_explains_the_decision(target: str) -> None:
@@ -97,9 +97,9 @@ def test_route_explains_the_decision(target: str) -> None:
     powerful = fareway(target, "route", "analyze the strategic implications of a price cut")
 
     assert "model:     claude-haiku-4-5 (anthropic, fast tier)" in fast.stdout
-    assert "rule 'simple-classification' matched" in fast.stdout
+    assert "semantic route 'classification'" in fast.stdout
     assert "model:     claude-opus-4-6 (anthropic, powerful tier)" in powerful.stdout
-    assert "rule 'complex-reasoning' matched (keyword 'analyze')" in powerful.stdout
+    assert "semantic route 'analysis'" in powerful.stdout
     assert "claude-sonnet-4-6" in powerful.stdout, "every candidate is listed"
 
 

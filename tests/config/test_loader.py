@@ -52,7 +52,7 @@ def test_embedded_default_loads() -> None:
         (Decimal(3), Decimal(15)),
         (Decimal(5), Decimal(25)),
     ]
-    assert config.default_strategy == "rules"
+    assert config.default_strategy == "semantic"
     assert isinstance(config.strategies["rules"], RulesConfig)
     assert config.strategies["rules"].default_tier == "balanced"
     assert set(config.tenants) == {"demo"}
@@ -156,7 +156,7 @@ def test_unknown_provider_type_lists_the_known_ones() -> None:
 
 
 def test_unknown_default_strategy() -> None:
-    text = edited("default_strategy: rules", "default_strategy: learned")
+    text = edited("default_strategy: semantic", "default_strategy: learned")
 
     message = error_of(text)
 
@@ -179,7 +179,7 @@ def test_duplicated_model_id() -> None:
         ("  grace_s: 10", "  grace_s: 10\n  workers: 4", "server.workers"),
         ("    quality: 0.95", "    quality: 0.95\n    colour: blue", "models.2.colour"),
         ("latency_target_ms: 2000", "latency_target_ms: 2000\n    vip: true", "tenants.demo.vip"),
-        ("default_strategy: rules", "default_strategy: rules\nrouting: rules", "routing"),
+        ("default_strategy: semantic", "default_strategy: semantic\nrouting: rules", "routing"),
     ],
 )
 def test_unknown_keys_are_refused(old: str, new: str, field: str) -> None:
@@ -284,7 +284,7 @@ def test_every_schema_problem_is_reported() -> None:
 def test_every_cross_reference_problem_is_reported() -> None:
     text = edited("    tier: balanced\n", "    tier: medium\n")
     text = edited("- id: claude-opus-4-6", "- id: claude-haiku-4-5", text)
-    text = edited("default_strategy: rules", "default_strategy: learned", text)
+    text = edited("default_strategy: semantic", "default_strategy: learned", text)
 
     lines = error_of(text).splitlines()
 
@@ -314,7 +314,7 @@ def test_a_tab_is_refused_with_its_line() -> None:
 
 
 def test_an_unprintable_character_is_refused_with_its_line() -> None:
-    text = edited("default_strategy: rules", "default_strategy: rules\x07")
+    text = edited("default_strategy: semantic", "default_strategy: semantic\x07")
 
     message = error_of(text)
 
@@ -333,7 +333,9 @@ def test_a_duplicated_key_is_refused_with_both_lines() -> None:
 
 def test_every_duplicated_key_is_reported_at_any_depth() -> None:
     text = edited("    quality: 0.95", "    quality: 0.95\n    quality: 0.5")
-    text = edited("default_strategy: rules", "default_strategy: rules\ndefault_strategy: x", text)
+    text = edited(
+        "default_strategy: semantic", "default_strategy: semantic\ndefault_strategy: x", text
+    )
 
     lines = error_of(text).splitlines()
 
@@ -341,7 +343,7 @@ def test_every_duplicated_key_is_reported_at_any_depth() -> None:
         f"{NAME}:{line_of(text, 'quality: 0.5')}: key 'quality' appears twice "
         f"(first on line {line_of(text, 'quality: 0.95')})",
         f"{NAME}:{line_of(text, 'default_strategy: x')}: key 'default_strategy' appears twice "
-        f"(first on line {line_of(text, 'default_strategy: rules')})",
+        f"(first on line {line_of(text, 'default_strategy: semantic')})",
     ]
 
 

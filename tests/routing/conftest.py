@@ -8,9 +8,10 @@ import pytest
 from fareway.config.loader import load_config
 from fareway.config.schema import FarewayConfig
 from fareway.routing.catalog import Catalog
+from fareway.routing.embedders import EmbedderPool
 from fareway.routing.request import ChatMessage, Hints, Role, RouteRequest
 from fareway.routing.router import Router, TenantPolicy
-from fareway.routing.strategy import StrategyContext
+from fareway.routing.strategy import Strategy, StrategyContext
 
 MakeRequest = Callable[..., RouteRequest]
 
@@ -25,18 +26,25 @@ def catalog(default_config: FarewayConfig) -> Catalog:
     return Catalog((m.spec() for m in default_config.models), default_config.tiers)
 
 
+@pytest.fixture(scope="session")
+def embedders() -> EmbedderPool:
+    """One pool for the session: each embedder loads once."""
+    return EmbedderPool()
+
+
 @pytest.fixture
-def router(default_config: FarewayConfig, catalog: Catalog) -> Router:
-    strategies = {
-        name: s.build(name, StrategyContext(catalog))
-        for name, s in default_config.strategies.items()
-    }
+def router(default_config: FarewayConfig, catalog: Catalog, embedders: EmbedderPool) -> Router:
+    strategies: dict[str, Strategy] = {}
+    context = StrategyContext(catalog, embedder=embedders.get, strategy=strategies.__getitem__)
+    strategies.update({n: s.build(n, context) for n, s in default_config.strategies.items()})
     return Router(catalog, strategies)
 
 
 @pytest.fixture
-def policy(default_config: FarewayConfig) -> TenantPolicy:
-    return TenantPolicy(strategy=default_config.default_strategy)
+def policy() -> TenantPolicy:
+    """A tenant routed by `rules`, which these tests pin down; the served default (semantic)
+    is measured on its own (tests/routing/test_semantic.py, tests/server)."""
+    return TenantPolicy(strategy="rules")
 
 
 @pytest.fixture
