@@ -22,7 +22,7 @@ from fareway.routing.decision import (
 from fareway.routing.features import Features, extract_features, is_large
 from fareway.routing.latency import LatencyStats
 from fareway.routing.request import Hints, RouteRequest
-from fareway.routing.strategy import Ranking, Scored, Strategy, unknown
+from fareway.routing.strategy import Lifecycle, Ranking, Scored, Strategy, unknown
 
 PIN_STRATEGY = "pin"
 CASCADE_THRESHOLD_SIGNAL = "cascade.threshold"  # the threshold applied, overrides and all
@@ -188,6 +188,18 @@ class Router:
             return (ttft is None, ttft or 0.0, self.catalog.tier_rank(model.tier))
 
         return HedgePlan(tuple(sorted((c.model for c in ranked[1:]), key=key)), target_ms)
+
+    async def warm_up(self) -> None:
+        """Warm up every strategy that has first-time work (`routing.strategy.Lifecycle`)."""
+        for strategy in self.strategies.values():
+            if isinstance(strategy, Lifecycle):
+                await strategy.warm_up()
+
+    async def aclose(self) -> None:
+        """Close every strategy that holds something."""
+        for strategy in self.strategies.values():
+            if isinstance(strategy, Lifecycle):
+                await strategy.aclose()
 
     def violations(
         self, hints: Hints, max_tokens: int, policy: TenantPolicy

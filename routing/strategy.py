@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from fareway.core.errors import FieldViolation, ProviderError
 from fareway.routing.catalog import Catalog, ModelSpec
@@ -145,6 +145,21 @@ class Strategy(Protocol):
         self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
     ) -> Ranking:
         """Order `eligible` (never empty) by preference and say why the first one leads."""
+        ...
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """What a strategy with slow first-time work or resources of its own also has: the router
+    warms it up before the server reports SERVING (a model loaded, examples embedded), and
+    closes it when its configuration is done with."""
+
+    async def warm_up(self) -> None:
+        """Do the slow first-time work now, not on the first request."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the strategy holds."""
         ...
 
 

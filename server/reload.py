@@ -184,6 +184,7 @@ class Reloader:
                 old.circuit_breaker,
                 embedders=old.embedders,  # loaded models and embedded examples carry over
             )
+            await runtime.router.warm_up()  # new routes are embedded before calls reach them
             await apply_budgets(old.ledger, old.config, config)
         except BaseException:
             await _close_providers(providers)

@@ -61,6 +61,7 @@ class Runtime:
         """Release provider connections and the ledger; flush telemetry."""
         for provider in self.providers.values():
             await provider.aclose()
+        await self.router.aclose()
         await self.ledger.aclose()
         await self.telemetry.shutdown()
 
@@ -91,7 +92,7 @@ async def build_runtime(
     ledger = LedgerHealth(ledger, clock)
     if telemetry is None:
         telemetry = configure_telemetry(env, config.telemetry.record_content)
-    return assemble_runtime(
+    runtime = assemble_runtime(
         config,
         clock,
         providers,
@@ -102,6 +103,14 @@ async def build_runtime(
         CircuitBreaker(clock),
         embedders=EmbedderPool(),
     )
+    try:
+        # Before the first call, not during it: a semantic strategy loads its embedder and
+        # embeds its examples here, so health says SERVING only once routing is ready.
+        await runtime.router.warm_up()
+    except BaseException:
+        await runtime.aclose()
+        raise
+    return runtime
 
 
 def build_providers(

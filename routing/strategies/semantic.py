@@ -225,16 +225,19 @@ class SemanticStrategy:
         """Nothing in the hints can be wrong for this strategy."""
         return []
 
+    async def warm_up(self) -> None:
+        """Load the embedder and embed the examples before the first request."""
+        await self._ready_index()
+
+    async def aclose(self) -> None:
+        """Nothing of its own to release: the embedder and its cache are the pool's."""
+        self._index = None
+
     async def rank(
         self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
     ) -> Ranking:
         text = embedded_text(features)
-        index = self._index
-        if index is None:
-            # Concurrent first requests may each get here; `example_index` embeds the examples
-            # once and hands the others the same vectors.
-            index = await self._embedding.run_cpu(self._build_index)
-            self._index = index
+        index = await self._ready_index()
         scores = await self._embedding.run_cpu(lambda: index.score(text))
         best = scores[0]
         margin = best.score - (scores[1].score if len(scores) > 1 else 0.0)
@@ -252,6 +255,15 @@ class SemanticStrategy:
             )
         ranked = rank_towards(self._catalog, target, eligible)
         return Ranking(ranked, f"{why} {describe_target(self._catalog, target)}", signals)
+
+    async def _ready_index(self) -> RouteIndex:
+        index = self._index
+        if index is None:
+            # Concurrent first requests may each get here; `example_index` embeds the examples
+            # once and hands the others the same vectors.
+            index = await self._embedding.run_cpu(self._build_index)
+            self._index = index
+        return index
 
     def _build_index(self) -> RouteIndex:
         embedder = self._embedding.embedder_for(self._embedding.name)
