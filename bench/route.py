@@ -4,10 +4,11 @@ The server is `fareway serve` itself, on the embedded default configuration (mod
 without keys, the SQLite ledger in a temporary folder, the demo tenant and key), in a child
 process. The callers run in a second child process, each on its own connection, each sending
 `Route` as soon as its previous answer arrives, until `--calls` decisions were made between
-them; a few hundred warm-up calls come first. For each number of callers (`--callers`, 1 and
-16 by default) the table gives decisions per second, the p50 and p99 latency over every run's
-calls, and the CPU time per decision of the server process and of the load process (read from
-/proc before and after): on a 2-core machine the callers' own CPU is taken from the server.
+them, after `--warmup` calls (400) that are not counted. For each number of callers
+(`--callers`, 1 and 16 by default) the table gives decisions per second, the p50 and p99
+latency over every run's calls, and the CPU time per decision of the server process and of
+the load process (read from /proc before and after): on a 2-core machine the callers' own CPU
+is taken from the server.
 
 `--strategy` sets `hints.strategy` (empty: the tenant's default). `--empty` adds an empty
 servicer for comparison: a bare `grpc.aio` server in a child process that answers `Route` with
@@ -118,28 +119,42 @@ def environment(tree: str) -> dict[str, str]:
     return env
 
 
+LOG = "serve.log"  # the server's log, in its working folder
 SERVE = "import sys; from fareway.cli.main import main; sys.exit(main())"
 
 
 def start_serve(tree: str, port: int, folder: str) -> subprocess.Popen[bytes]:
     """`fareway serve` on the embedded default, from `tree`, its ledger file in `folder`."""
-    return subprocess.Popen(
-        [sys.executable, "-c", SERVE, "serve", "--port", str(port)],
-        cwd=folder,
-        env=environment(tree),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with (Path(folder) / LOG).open("ab") as log:  # the child keeps its own copy open
+        return subprocess.Popen(
+            [sys.executable, "-c", SERVE, "serve", "--port", str(port)],
+            cwd=folder,
+            env=environment(tree),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
-def wait_serving(port: int, process: subprocess.Popen[bytes], limit_s: float = 60) -> float:
-    """Poll the health check until it answers SERVING; the time that took."""
+def wait_serving(
+    port: int, process: subprocess.Popen[bytes], folder: str, limit_s: float = 60
+) -> float:
+    """Poll the health check until it answers SERVING; the time that took. A server that
+    exits first is an error that quotes the end of its log (in `folder`)."""
     started = time.perf_counter()
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+    # gRPC backs off for a second or more after a refused connection: that would be measured.
+    options = [
+        ("grpc.use_local_subchannel_pool", 1),
+        ("grpc.initial_reconnect_backoff_ms", 5),
+        ("grpc.min_reconnect_backoff_ms", 5),
+        ("grpc.max_reconnect_backoff_ms", 10),
+    ]
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         while time.perf_counter() - started < limit_s:
             if process.poll() is not None:
-                raise RuntimeError(f"the server exited with status {process.returncode}")
+                log = Path(folder) / LOG
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(f"the server exited with status {process.returncode}\n{tail}")
             try:
                 reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
@@ -239,6 +254,8 @@ def measure(
             str(callers),
             "--calls",
             str(args.calls),
+            "--warmup",
+            str(args.warmup),
             "--strategy",
             args.strategy,
         ],
@@ -277,7 +294,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, dict[int, Cell]]:
                 sub = Path(folder) / (name or "default")
                 sub.mkdir()
                 servers[label] = start_serve(tree, port, str(sub))
-                wait_serving(port, servers[label])
+                wait_serving(port, servers[label], str(sub))
                 targets[label] = f"127.0.0.1:{port}"
             if args.empty:
                 port = free_port()
@@ -360,7 +377,7 @@ def startup(args: argparse.Namespace) -> str:
                 started = time.perf_counter()
                 server = start_serve(tree, port, folder)
                 try:
-                    wait_serving(port, server)
+                    wait_serving(port, server, folder)
                     starts[name].append((time.perf_counter() - started) * 1000)
                 finally:
                     stop(server)
@@ -392,6 +409,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=4000, help="decisions per run")
     parser.add_argument("--callers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16])
     parser.add_argument("--runs", type=int, default=3, help="runs per cell, alternated")
+    parser.add_argument("--warmup", type=int, default=400, help="calls before each run")
     parser.add_argument("--empty", action="store_true", help="also measure an empty servicer")
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--startup", action="store_true", help="import and start times")
@@ -399,9 +417,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     # The child processes: the load, and the empty servicer.
     parser.add_argument("--load", metavar="TARGET", help=argparse.SUPPRESS)
     parser.add_argument("--serve-empty", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    args.warmup = 400
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str]) -> None:
