@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.request import RouteRequest
+from fareway.routing.request import UNKNOWN_TENANT, RouteRequest, TenantContext
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,13 @@ class Decision:
     plan: Plan = field(default_factory=Plan)
     spent: tuple[AttemptUsage, ...] = ()
     """What routing itself spent on model calls (a classifier's), already billed."""
+    tenant: TenantContext = UNKNOWN_TENANT
+    """The tenant's budget and latency target as routing saw them."""
+
+    @property
+    def latency_target_ms(self) -> int:
+        """The time-to-first-token target: the request's own, else the tenant's; 0 for none."""
+        return self.tenant.target_for(self.request)
 
     @property
     def model(self) -> ModelSpec:

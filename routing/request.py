@@ -49,16 +49,26 @@ class RouteRequest:
     request_id: str
     system: str = ""
     hints: Hints = Hints()
-    # Filled by the server from the tenant's budget before routing.
-    budget_remaining_micros: int | None = None
-    tenant_latency_target_ms: int = 0
-
-    @property
-    def latency_target_ms(self) -> int:
-        """The time-to-first-token target: the request's own, else the tenant's; 0 for none."""
-        return self.hints.latency_target_ms or self.tenant_latency_target_ms
 
     @property
     def query(self) -> str:
         """The last user turn: the text that routing rules look at."""
         return self.messages[-1].content
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    """What the server knows of the request's tenant when it decides, handed to routing beside
+    the request rather than copied into it: what its budget still allows, and its own
+    time-to-first-token target (0 for none)."""
+
+    budget_remaining_micros: int | None = None
+    latency_target_ms: int = 0
+
+    def target_for(self, request: RouteRequest) -> int:
+        """The request's time-to-first-token target: its own, else the tenant's; 0 for none."""
+        return request.hints.latency_target_ms or self.latency_target_ms
+
+
+UNKNOWN_TENANT = TenantContext()
+"""No budget or target known (routing unit tests, tools): where a context is optional."""

@@ -21,7 +21,7 @@ from fareway.routing.decision import (
 )
 from fareway.routing.features import Features, extract_features, is_large
 from fareway.routing.latency import LatencyStats
-from fareway.routing.request import Hints, RouteRequest
+from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
 from fareway.routing.strategy import Lifecycle, Ranking, Scored, Strategy, unknown
 
 PIN_STRATEGY = "pin"
@@ -126,7 +126,9 @@ class Router:
         self.breaker = breaker  # None: no circuit breaking (routing unit tests)
         self.max_attempts = max_attempts
 
-    async def decide(self, request: RouteRequest, policy: TenantPolicy) -> Decision:
+    async def decide(
+        self, request: RouteRequest, policy: TenantPolicy, tenant: TenantContext = UNKNOWN_TENANT
+    ) -> Decision:
         """Choose a model for this request, or raise InvalidRequest / NoModelFits saying why
         none can serve it."""
         problems = self.violations(request.hints, request.max_tokens, policy)
@@ -137,7 +139,7 @@ class Router:
         features = extract_features(request)
         if is_large(request):
             await asyncio.sleep(0)
-        screening = self._screen(request, features, policy)
+        screening = self._screen(request, features, policy, tenant)
         hints = request.hints
         if hints.model:
             strategy_name, ranking = PIN_STRATEGY, self._pin_model(hints.model, screening)
@@ -148,7 +150,7 @@ class Router:
             if not screening.eligible:
                 raise screening.refusal(self.catalog.models)
             strategy = self.strategies[strategy_name]
-            ranking = await strategy.rank(request, features, screening.eligible)
+            ranking = await strategy.rank(request, features, screening.eligible, tenant)
         ranked = tuple(Candidate(s.model, s.score) for s in ranking.ranked)
         reason, signals = ranking.reason, dict(ranking.signals)
         cascade = _cascade(ranking.cascade, hints, policy)
@@ -157,7 +159,7 @@ class Router:
             reason = f"{reason}; {cascade.describe()}"
             signals[CASCADE_THRESHOLD_SIGNAL] = cascade.threshold
         elif not hints.model:
-            hedge = self._hedge(request.latency_target_ms, ranked, policy)
+            hedge = self._hedge(tenant.target_for(request), ranked, policy)
         plan = replace(Plan.fallback_order(ranked, self.max_attempts), cascade=cascade, hedge=hedge)
         return Decision(
             request=request,
@@ -169,6 +171,7 @@ class Router:
             signals=signals,
             plan=plan,
             spent=tuple(ranking.spent),
+            tenant=tenant,
         )
 
     def _hedge(
@@ -249,7 +252,11 @@ class Router:
         return found
 
     def _screen(
-        self, request: RouteRequest, features: Features, policy: TenantPolicy
+        self,
+        request: RouteRequest,
+        features: Features,
+        policy: TenantPolicy,
+        tenant: TenantContext,
     ) -> _Screening:
         screening = _Screening()
         ceiling = request.hints.max_cost_micros
@@ -266,7 +273,7 @@ class Router:
             else:
                 screening.eligible.append(model)
         self._skip_open_circuits(screening)
-        self._skip_slow(request.latency_target_ms, screening)
+        self._skip_slow(tenant.target_for(request), screening)
         return screening
 
     def _skip_open_circuits(self, screening: _Screening) -> None:

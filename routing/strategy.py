@@ -18,7 +18,7 @@ from fareway.routing.decision import AttemptUsage, Cascade
 from fareway.routing.echo import echo
 from fareway.routing.embedding import Embedder, EmbedderFor
 from fareway.routing.features import Features
-from fareway.routing.request import Hints, RouteRequest
+from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
 
 
 @dataclass(frozen=True)
@@ -142,9 +142,14 @@ class Strategy(Protocol):
         ...
 
     async def rank(
-        self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
+        self,
+        request: RouteRequest,
+        features: Features,
+        eligible: Sequence[ModelSpec],
+        tenant: TenantContext = UNKNOWN_TENANT,
     ) -> Ranking:
-        """Order `eligible` (never empty) by preference and say why the first one leads."""
+        """Order `eligible` (never empty) by preference and say why the first one leads;
+        `tenant` is what the server knows of the tenant (its remaining budget, its target)."""
         ...
 
 

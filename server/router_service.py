@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing, nullcontext
-from dataclasses import replace
 from functools import partial
 from typing import assert_never
 
@@ -14,6 +13,7 @@ import grpc
 from fareway.budgets.ledger import BudgetState
 from fareway.core.errors import FarewayError
 from fareway.routing.decision import Decision
+from fareway.routing.request import TenantContext
 from fareway.server.auth import current_principal
 from fareway.server.budget_policy import apply_budget
 from fareway.server.convert import decode_request, encode_decision, encode_model, encode_usage
@@ -97,7 +97,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         try:
             with tracing.route_span(current_principal.get().tenant) as span:
                 decision = await self._decide(request)
-                remaining = decision.request.budget_remaining_micros
+                remaining = decision.tenant.budget_remaining_micros
                 tracing.record_decision(span, decision, remaining)
                 return encode_decision(decision, remaining, trace_id_hex(span))
         except FarewayError as error:
@@ -125,12 +125,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         # A large request decodes and routes in its turn (see server.interceptor.FairShare).
         share = large_request.get()
         async with share.turn() if share is not None else nullcontext():
-            routed = replace(
-                decode_request(request, principal.tenant, check),
-                budget_remaining_micros=budget.remaining_micros,
-                tenant_latency_target_ms=budget.latency_target_ms,
-            )
-            decided = await self._rt.router.decide(routed, policy)
+            routed = decode_request(request, principal.tenant, check)
+            tenant = TenantContext(budget.remaining_micros, budget.latency_target_ms)
+            decided = await self._rt.router.decide(routed, policy, tenant)
         decision = apply_budget(decided, budget, self._rt.catalog)
         model = decision.model
         self._rt.telemetry.metrics.record_decision(decision.strategy, model.id, model.tier)

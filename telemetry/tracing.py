@@ -89,8 +89,8 @@ class Tracing:
         }
         if budget_remaining_micros is not None:
             attributes[names.BUDGET_REMAINING] = budget_remaining_micros
-        if decision.request.latency_target_ms:
-            attributes[names.LATENCY_TARGET] = decision.request.latency_target_ms
+        if decision.latency_target_ms:
+            attributes[names.LATENCY_TARGET] = decision.latency_target_ms
         for signal, value in decision.signals.items():
             attributes[names.SIGNAL_PREFIX + signal] = value
         span.set_attributes(attributes)

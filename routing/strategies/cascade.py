@@ -21,7 +21,7 @@ from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import Cascade, CascadeMode, ConfidenceSource, estimate_cost_micros
 from fareway.routing.features import Features
-from fareway.routing.request import Hints, RouteRequest
+from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
 from fareway.routing.strategy import Problem, Ranking, Scored, StrategyContext
 
 
@@ -70,7 +70,11 @@ class CascadeStrategy:
         return []
 
     async def rank(
-        self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
+        self,
+        request: RouteRequest,
+        features: Features,
+        eligible: Sequence[ModelSpec],
+        tenant: TenantContext = UNKNOWN_TENANT,
     ) -> Ranking:
         tier_rank = self._catalog.tier_rank
         costs = {

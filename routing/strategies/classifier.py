@@ -27,7 +27,7 @@ from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import AttemptUsage
 from fareway.routing.echo import echo
 from fareway.routing.features import Features
-from fareway.routing.request import Hints, RouteRequest
+from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
 from fareway.routing.strategies.semantic import SemanticStrategy, embedded_text
 from fareway.routing.strategy import (
     Complete,
@@ -93,7 +93,11 @@ class ClassifierStrategy:
         return []
 
     async def rank(
-        self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
+        self,
+        request: RouteRequest,
+        features: Features,
+        eligible: Sequence[ModelSpec],
+        tenant: TenantContext = UNKNOWN_TENANT,
     ) -> Ranking:
         semantic = self._semantic()
         model = self._catalog.get(self._config.model)
@@ -108,11 +112,13 @@ class ClassifierStrategy:
                 self._config.timeout_s,
             )
         except BudgetExceeded:
-            return await self._by_embedding(semantic, request, features, eligible, "", ())
+            return await self._by_embedding(semantic, (request, features, eligible, tenant), "", ())
         if completion.error is not None:
             spent = (completion.usage,) if _used(completion.usage) else ()
             why = f" ({completion.error.describe()})"
-            return await self._by_embedding(semantic, request, features, eligible, why, spent)
+            return await self._by_embedding(
+                semantic, (request, features, eligible, tenant), why, spent
+            )
         answer = completion.text.strip()
         route = _route_named(answer, semantic.route_targets)
         if route is None:
@@ -136,15 +142,13 @@ class ClassifierStrategy:
     async def _by_embedding(
         self,
         semantic: SemanticStrategy,
-        request: RouteRequest,
-        features: Features,
-        eligible: Sequence[ModelSpec],
+        asked: tuple[RouteRequest, Features, Sequence[ModelSpec], TenantContext],
         why: str,
         spent: tuple[AttemptUsage, ...],
     ) -> Ranking:
         """The semantic strategy's answer, when the classifier gave none (`why`, or the budget
         could not cover asking it)."""
-        fallback = await semantic.rank(request, features, eligible)
+        fallback = await semantic.rank(*asked)
         cause = why or " (the tenant cannot afford asking it)"
         reason = f"the classifier {self._config.model} gave no answer{cause}; {fallback.reason}"
         signals = {**fallback.signals, ANSWERED_SIGNAL: 0.0}

@@ -21,7 +21,7 @@ from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import estimate_cost_micros
 from fareway.routing.features import Features
-from fareway.routing.request import Hints, RouteRequest
+from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
 from fareway.routing.strategy import Problem, Ranking, Scored, StrategyContext
 
 
@@ -56,10 +56,14 @@ class CostStrategy:
         return []
 
     async def rank(
-        self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
+        self,
+        request: RouteRequest,
+        features: Features,
+        eligible: Sequence[ModelSpec],
+        tenant: TenantContext = UNKNOWN_TENANT,
     ) -> Ranking:
         ceiling = _tightest(
-            request.hints.max_cost_micros or self._default_ceiling, request.budget_remaining_micros
+            request.hints.max_cost_micros or self._default_ceiling, tenant.budget_remaining_micros
         )
         costs = {
             m.id: estimate_cost_micros(m, features.prompt_tokens, request.max_tokens)

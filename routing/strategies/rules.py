@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.features import Features
-from fareway.routing.request import Hints, RouteRequest
+from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
 from fareway.routing.strategy import (
     FieldPath,
     Problem,
@@ -208,7 +208,11 @@ class RulesStrategy:
         return []
 
     async def rank(
-        self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
+        self,
+        request: RouteRequest,
+        features: Features,
+        eligible: Sequence[ModelSpec],
+        tenant: TenantContext = UNKNOWN_TENANT,
     ) -> Ranking:
         for index, rule in enumerate(self._rules):
             why = rule.when.explain(features)

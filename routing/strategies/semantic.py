@@ -47,7 +47,7 @@ from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.echo import echo
 from fareway.routing.embedding import Embedder, EmbedderFor, Vectors
 from fareway.routing.features import Features
-from fareway.routing.request import Hints, RouteRequest
+from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
 from fareway.routing.strategy import (
     Problem,
     Ranking,
@@ -234,7 +234,11 @@ class SemanticStrategy:
         self._index = None
 
     async def rank(
-        self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
+        self,
+        request: RouteRequest,
+        features: Features,
+        eligible: Sequence[ModelSpec],
+        tenant: TenantContext = UNKNOWN_TENANT,
     ) -> Ranking:
         text = embedded_text(features)
         index = await self._ready_index()

@@ -16,7 +16,7 @@ from fareway.core.errors import FieldViolation, InvalidRequest
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.echo import echo
 from fareway.routing.features import Features
-from fareway.routing.request import Hints, RouteRequest
+from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
 from fareway.routing.strategy import (
     Problem,
     Ranking,
@@ -73,7 +73,11 @@ class PerStepStrategy:
         return [FieldViolation("hints.step_type", f"{problem}; known: {known}")]
 
     async def rank(
-        self, request: RouteRequest, features: Features, eligible: Sequence[ModelSpec]
+        self,
+        request: RouteRequest,
+        features: Features,
+        eligible: Sequence[ModelSpec],
+        tenant: TenantContext = UNKNOWN_TENANT,
     ) -> Ranking:
         problems = self.violations(request.hints)
         if problems:

@@ -257,7 +257,7 @@ class Run:
                 await self._channel.send(Billed(usage))
             finished = await self._answer()
             await self._channel.send(finished)
-            target_ms = decision.request.latency_target_ms
+            target_ms = decision.latency_target_ms
             if target_ms:
                 await self._record_latency(finished, target_ms)
         finally:

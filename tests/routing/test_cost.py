@@ -3,14 +3,13 @@ cheapest first, and refusals are the router's and the budget policy's, not the s
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from fareway.core.errors import NoModelFits
 from fareway.routing.catalog import Catalog
 from fareway.routing.decision import estimate_cost_micros
 from fareway.routing.features import extract_features
+from fareway.routing.request import TenantContext
 from fareway.routing.router import Router, TenantPolicy
 from fareway.routing.strategies.cost import CostConfig
 from fareway.routing.strategy import StrategyContext
@@ -60,12 +59,13 @@ async def test_the_configured_default_ceiling_applies_when_the_request_sets_none
 async def test_nothing_fitting_the_budget_puts_the_cheapest_first_and_refuses_nothing(
     catalog: Catalog, make_request: MakeRequest
 ) -> None:
-    request = replace(make_request("hello", max_tokens=1000), budget_remaining_micros=0)
+    request = make_request("hello", max_tokens=1000)
     features = extract_features(request)
     cheapest = costs(catalog, features.prompt_tokens, 1000)["claude-haiku-4-5"]
     strategy = CostConfig(type="cost").build("cost", StrategyContext(catalog))
+    spent = TenantContext(budget_remaining_micros=0)
 
-    ranking = await strategy.rank(request, features, catalog.models)
+    ranking = await strategy.rank(request, features, catalog.models, spent)
 
     assert [s.model.id for s in ranking.ranked] == [
         "claude-haiku-4-5",

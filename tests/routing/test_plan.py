@@ -4,8 +4,6 @@ decision re-ranked by the budget carries a plan rebuilt from its new order."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from fareway.budgets.ledger import BudgetState, Limit, LimitState, OnExceed
@@ -14,7 +12,7 @@ from fareway.config.schema import FarewayConfig
 from fareway.core.errors import FieldViolation, InvalidRequest
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import Candidate, Cascade, CascadeMode, Plan
-from fareway.routing.request import Hints
+from fareway.routing.request import Hints, TenantContext
 from fareway.routing.router import Router, TenantPolicy
 from fareway.server.budget_policy import apply_budget
 from tests.routing.conftest import MakeRequest
@@ -224,9 +222,9 @@ async def test_unobserved_models_come_after_observed_ones_then_the_cheaper_tier(
 async def test_the_tenants_latency_target_plans_a_hedge_when_the_request_has_none(
     router: Router, policy: TenantPolicy, make_request: MakeRequest
 ) -> None:
-    request = replace(make_request(ANALYSIS), tenant_latency_target_ms=2000)
+    request = make_request(ANALYSIS)
 
-    hedge = (await router.decide(request, policy)).plan.hedge
+    hedge = (await router.decide(request, policy, TenantContext(latency_target_ms=2000))).plan.hedge
 
     assert hedge is not None
     assert hedge.after_ms == 2000

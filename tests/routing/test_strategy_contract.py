@@ -7,7 +7,6 @@ itself (the budget policy does, with the same error and retry time whatever the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import get_args
 
 import pytest
@@ -18,7 +17,7 @@ from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import AttemptUsage
 from fareway.routing.embedders import EmbedderPool
 from fareway.routing.features import extract_features
-from fareway.routing.request import RouteRequest
+from fareway.routing.request import RouteRequest, TenantContext
 from fareway.routing.strategies import StrategyConfig
 from fareway.routing.strategy import Completion, Strategy, StrategyContext
 from tests.routing.conftest import MakeRequest
@@ -70,12 +69,13 @@ def test_every_registered_strategy_type_is_in_the_embedded_default(
     assert not missing, f"add an entry of each of {missing} to config/default.yaml's strategies"
 
 
-def requests(make_request: MakeRequest) -> list[RouteRequest]:
-    made = [make_request(prompt) for prompt in PROMPTS]
-    made += [make_request("summarize the findings", step_type="summarization")]
-    made += [make_request("hello", latency_target_ms=300)]
+def requests(make_request: MakeRequest) -> list[tuple[RouteRequest, TenantContext]]:
+    anyone = TenantContext()
+    made = [(make_request(prompt), anyone) for prompt in PROMPTS]
+    made += [(make_request("summarize the findings", step_type="summarization"), anyone)]
+    made += [(make_request("hello", latency_target_ms=300), anyone)]
     # A tenant with nothing left: ranking is not the place to refuse it.
-    made += [replace(make_request("What is 2 + 2?"), budget_remaining_micros=0)]
+    made += [(make_request("What is 2 + 2?"), TenantContext(budget_remaining_micros=0))]
     return made
 
 
@@ -91,13 +91,13 @@ async def test_a_strategy_ranks_every_eligible_model_once_and_refuses_nothing(
     strategy = default_strategies(default_config, catalog)[name]
 
     ranked_any = False
-    for request in requests(make_request):
+    for request, tenant in requests(make_request):
         if strategy.violations(request.hints):
             continue  # the router refuses these before any ranking
         ranked_any = True
         features = extract_features(request)
         for eligible in subsets(catalog):
-            ranking = await strategy.rank(request, features, eligible)
+            ranking = await strategy.rank(request, features, eligible, tenant)
 
             ranked = [s.model.id for s in ranking.ranked]
             assert sorted(ranked) == sorted(m.id for m in eligible), (name, request.query[:40])
