@@ -18,6 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import TypeAdapter
 
+from fareway.budgets.registry import MemoryLedgerConfig
+from fareway.config.loader import load_config
 from fareway.core.clock import SystemClock
 from fareway.routing.strategies import StrategyConfig
 from fareway.telemetry import names
@@ -26,6 +28,7 @@ from fareway.v1 import router_pb2
 from tests.fakes.anthropic_server import Answer, FakeAnthropic
 from tests.fakes.http_server import Hang, HttpError
 from tests.server.harness import TENANT_KEY, Harness, make_config, metadata, user_request
+from tests.server.test_semantic_accuracy import labelled
 
 AUTH = metadata(TENANT_KEY)
 PROMPT = "Is this message spam or not: 'You won a free cruise, click here'"
@@ -183,3 +186,33 @@ async def test_a_streamed_request_shows_the_classifier_call_as_usage_in_its_tota
     done = events[-1].done
     assert done.total.cost_micros == sum(u.cost_micros for u in usage)
     assert await served.spent_and_reserved() == (done.total.cost_micros, 0)
+
+
+async def test_on_the_labelled_set_a_classifier_that_answers_right_routes_every_request_right(
+    serve: Any,
+) -> None:
+    """The embedded default's classifier, its cheap model the loopback fake answering each
+    request's right route name: the route names reach the right tiers (docs/ROUTING.md)."""
+    queries = labelled()
+    async with FakeAnthropic() as fake:
+        config = load_config()
+        anthropic = config.providers["anthropic"].model_copy(update={"base_url": fake.base_url})
+        config = config.model_copy(
+            update={
+                "providers": {**config.providers, "anthropic": anthropic},
+                "ledger": MemoryLedgerConfig(type="memory"),
+            }
+        )
+        env = {"FAREWAY_DEMO_KEY": "demo", "ANTHROPIC_API_KEY": "sk-fake"}
+        harness = await serve(config, clock=SystemClock(), env=env)
+        fake.script(*(Answer(chunks=(q["route"],), output_tokens=1) for q in queries))
+
+        tiers = []
+        for query in queries:
+            decision = await harness.router.Route(
+                user_request(query["text"], strategy="classifier"), metadata=metadata("demo")
+            )
+            tiers.append(decision.tier)
+
+    assert [q["tier"] for q in queries] == tiers
+    assert len(fake.requests) == len(queries)
