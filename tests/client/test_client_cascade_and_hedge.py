@@ -24,7 +24,7 @@ from fareway.client import (
 )
 from fareway.routing.decision import AttemptUsage
 from fareway.routing.decision import Decision as Decision_
-from fareway.routing.request import RouteRequest
+from fareway.routing.request import RouteRequest, TenantContext
 from fareway.routing.router import TenantPolicy
 from fareway.server.engine.events import (
     Billed,
@@ -152,9 +152,9 @@ async def test_the_cascade_mode_reaches_the_router(harness: Harness) -> None:
     router = harness.running.runtime.router
     decide = router.decide
 
-    async def spy(request: RouteRequest, policy: TenantPolicy) -> Decision_:
+    async def spy(request: RouteRequest, policy: TenantPolicy, tenant: TenantContext) -> Decision_:
         seen.append(request.hints.cascade_mode)
-        return await decide(request, policy)
+        return await decide(request, policy, tenant)
 
     router.decide = spy  # type: ignore[method-assign]
     async with AsyncClient(f"127.0.0.1:{harness.running.port}", TENANT_KEY) as client:
