@@ -153,6 +153,14 @@ class Strategy(Protocol):
         ...
 
 
+class AcceptsAnyHints:
+    """A base for strategies that nothing in the hints can be wrong for."""
+
+    def violations(self, hints: Hints) -> list[FieldViolation]:
+        """Nothing in the hints can be wrong for this strategy."""
+        return []
+
+
 @runtime_checkable
 class Lifecycle(Protocol):
     """What a strategy with slow first-time work or resources of its own also has: the router

@@ -17,12 +17,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import Cascade, CascadeMode, ConfidenceSource, estimate_cost_micros
 from fareway.routing.features import Features
-from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
-from fareway.routing.strategy import Problem, Ranking, Scored, StrategyContext
+from fareway.routing.request import UNKNOWN_TENANT, RouteRequest, TenantContext
+from fareway.routing.strategy import AcceptsAnyHints, Problem, Ranking, Scored, StrategyContext
 
 
 class CascadeConfig(BaseModel):
@@ -51,8 +50,10 @@ class CascadeConfig(BaseModel):
         return []
 
 
-class CascadeStrategy:
-    """Cheapest tier first, with a ladder of stronger tiers' best models on the ranking."""
+class CascadeStrategy(AcceptsAnyHints):
+    """Cheapest tier first, with a ladder of stronger tiers' best models on the ranking. It
+    checks no hints itself: the router checks hints.cascade_mode, which applies to whichever
+    cascade a plan carries."""
 
     def __init__(
         self, catalog: Catalog, template: Cascade, max_escalations: int, name: str = "cascade"
@@ -63,11 +64,6 @@ class CascadeStrategy:
         self._catalog = catalog
         self._template = template
         self._max_escalations = max_escalations
-
-    def violations(self, hints: Hints) -> list[FieldViolation]:
-        """Nothing in the hints can be wrong for this strategy (the router checks
-        hints.cascade_mode, which applies to whichever cascade a plan carries)."""
-        return []
 
     async def rank(
         self,

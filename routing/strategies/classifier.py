@@ -22,14 +22,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fareway.core.errors import BudgetExceeded, FieldViolation
+from fareway.core.errors import BudgetExceeded
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import AttemptUsage
 from fareway.routing.echo import echo
 from fareway.routing.features import Features
-from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
+from fareway.routing.request import UNKNOWN_TENANT, RouteRequest, TenantContext
 from fareway.routing.strategies.semantic import SemanticStrategy, embedded_text
 from fareway.routing.strategy import (
+    AcceptsAnyHints,
     Complete,
     Problem,
     Ranking,
@@ -71,7 +72,7 @@ class ClassifierConfig(BaseModel):
         return [(("model",), unknown("model", self.model, models))]
 
 
-class ClassifierStrategy:
+class ClassifierStrategy(AcceptsAnyHints):
     """The route a cheap model names; the semantic strategy's answer when it names none."""
 
     def __init__(
@@ -87,10 +88,6 @@ class ClassifierStrategy:
         self._catalog = catalog
         self._complete = complete
         self._strategy = strategy
-
-    def violations(self, hints: Hints) -> list[FieldViolation]:
-        """Nothing in the hints can be wrong for this strategy."""
-        return []
 
     async def rank(
         self,

@@ -17,12 +17,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import estimate_cost_micros
 from fareway.routing.features import Features
-from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
-from fareway.routing.strategy import Problem, Ranking, Scored, StrategyContext
+from fareway.routing.request import UNKNOWN_TENANT, RouteRequest, TenantContext
+from fareway.routing.strategy import AcceptsAnyHints, Problem, Ranking, Scored, StrategyContext
 
 
 class CostConfig(BaseModel):
@@ -43,17 +42,13 @@ class CostConfig(BaseModel):
         return []
 
 
-class CostStrategy:
+class CostStrategy(AcceptsAnyHints):
     """Highest quality first among the models that fit, cheaper first between equals; then
     the rest, cheapest first."""
 
     def __init__(self, default_max_cost_micros: int | None, name: str = "cost") -> None:
         self.name = name
         self._default_ceiling = default_max_cost_micros
-
-    def violations(self, hints: Hints) -> list[FieldViolation]:
-        """Nothing in the hints can be wrong for this strategy."""
-        return []
 
     async def rank(
         self,

@@ -9,11 +9,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.features import Features
-from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
+from fareway.routing.request import UNKNOWN_TENANT, RouteRequest, TenantContext
 from fareway.routing.strategy import (
+    AcceptsAnyHints,
     FieldPath,
     Problem,
     Ranking,
@@ -192,7 +192,7 @@ class RulesConfig(BaseModel):
         return found
 
 
-class RulesStrategy:
+class RulesStrategy(AcceptsAnyHints):
     """First matching rule wins; no match means the default tier."""
 
     def __init__(
@@ -202,10 +202,6 @@ class RulesStrategy:
         self._catalog = catalog
         self._rules = tuple(rules)
         self._default_tier = default_tier
-
-    def violations(self, hints: Hints) -> list[FieldViolation]:
-        """Nothing in the hints can be wrong for this strategy."""
-        return []
 
     async def rank(
         self,

@@ -42,13 +42,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fareway.core.errors import FieldViolation
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.echo import echo
 from fareway.routing.embedding import Embedder, EmbedderFor, Vectors
 from fareway.routing.features import Features
-from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantContext
+from fareway.routing.request import UNKNOWN_TENANT, RouteRequest, TenantContext
 from fareway.routing.strategy import (
+    AcceptsAnyHints,
     Problem,
     Ranking,
     RunCpu,
@@ -186,7 +186,7 @@ class RouteIndex:
         return sorted(scored, key=lambda s: -s.score)
 
 
-class SemanticStrategy:
+class SemanticStrategy(AcceptsAnyHints):
     """The nearest route by meaning, or the default route below the threshold."""
 
     def __init__(
@@ -220,10 +220,6 @@ class SemanticStrategy:
     def default_route(self) -> str:
         """The route that answers below the threshold."""
         return self._default
-
-    def violations(self, hints: Hints) -> list[FieldViolation]:
-        """Nothing in the hints can be wrong for this strategy."""
-        return []
 
     async def warm_up(self) -> None:
         """Load the embedder and embed the examples before the first request."""
