@@ -7,8 +7,8 @@ Definitions (arXiv 2406.18665v4 §3.2, and `routellm/evals/{benchmarks,evaluate}
 - Cost is the share of strong calls c in [0, 1]; quality r is the mean quality of the answers.
 - PGR = (r(router) - r(weak)) / (r(strong) - r(weak)), the share of the quality gap recovered.
 - The curve is taken at RouteLLM's thresholds: the 11 edges of `pd.qcut(scores, 10)`, i.e. the
-  quantiles of the scores at 0, 0.1, ..., 1 (linear interpolation, `np.quantile`'s default, which
-  is what pandas uses). Every edge selects `score >= edge`, except the last (the maximum), which
+  quantiles of the scores at 0, 0.1, ..., 1 (linear interpolation, as pandas and `np.quantile`
+  by default). Every edge selects `score >= edge`, except the last (the maximum), which
   selects `score > edge`, so the curve always runs from c = 1 (all strong) to c = 0 (none).
 - APGR is the trapezoid area under (c, r), less the weak model's flat line, over the area between
   the strong and the weak lines: with c spanning [0, 1] that is the trapezoid area under (c, PGR).
@@ -21,6 +21,11 @@ Where a choice had to be made:
 - Duplicate edges. `pd.qcut` raises on repeated edges unless told otherwise; RouteLLM's comment
   says "including duplicates", and scores with ties (prompt length, the oracle) repeat edges. They
   are kept: a repeated edge adds a repeated point, of zero width under the trapezoid.
+- Edge positions. pandas computes quantile q = k/10 from `np.linspace`, whose float noise can
+  put an edge a hair above the data value it mathematically equals (q = 0.3 of 0..10 gives
+  3.0000000000000004), silently sending that prompt to the weak model. Here the position
+  k * (n - 1) / 10 is computed from integers, so such an edge is exactly the data value; the
+  curves agree with pandas' everywhere else.
 - Ties at a threshold. All prompts scoring exactly the edge go the same way (`>=`), as RouteLLM,
   so with heavy ties the points are not evenly spaced in c.
 - CPT on a curve that is not monotone. RouteLLM calls `np.interp(target, quality, share)`, which
@@ -121,7 +126,7 @@ def cost_quality_curve(
     gain = (strong - weak)[order]
     # suffix[i] = total gain of the prompts ranked i and above, i.e. of calling strong on them.
     suffix = np.concatenate([np.cumsum(gain[::-1])[::-1], [0.0]])
-    edges = np.quantile(ranked, np.linspace(0.0, 1.0, bins + 1))
+    edges = _quantile_edges(ranked, bins)
     first = np.searchsorted(ranked, edges, side="left")
     first[-1] = np.searchsorted(ranked, edges[-1], side="right")
     n = len(scores)
@@ -217,6 +222,20 @@ def operating_point(strong_calls: NDArray[np.bool_], data: LabelledSet) -> Opera
     quality = float(np.where(calls, strong, weak).mean())
     share = float(calls.mean())
     return OperatingPoint(share, pgr(quality, float(weak.mean()), float(strong.mean())), share)
+
+
+def _quantile_edges(ranked: FloatArray, bins: int) -> FloatArray:
+    """Linear-interpolation quantiles of sorted scores at 0, 1/bins, ..., 1.
+
+    The position of quantile k/bins is k * (n - 1) / bins, computed from integers, so an edge that
+    is mathematically a data value is exactly that value (module docstring, "Edge positions").
+    """
+    n = len(ranked)
+    lower, remainder = np.divmod(np.arange(bins + 1) * (n - 1), bins)
+    upper = np.minimum(lower + 1, n - 1)
+    fraction = remainder / bins
+    edges: FloatArray = ranked[lower] + fraction * (ranked[upper] - ranked[lower])
+    return edges
 
 
 def _checked(
