@@ -17,8 +17,9 @@ def test_decontaminated_counts(benchmarks: dict[str, LabelledSet], name: str, co
 
 
 def test_model_means_match_the_published_accuracies(benchmarks: dict[str, LabelledSet]) -> None:
-    # SOURCES.md, over all rows before decontamination: GSM8K 0.638 / 0.857, MMLU 0.681 / 0.806;
-    # MT-Bench judge means 8.34 / 9.23 (over 80 questions; 8.28 / 9.21 over the 72 kept).
+    # The routing-eval copy's data notes, over all rows before decontamination: GSM8K 0.638 /
+    # 0.857, MMLU 0.681 / 0.806; MT-Bench judge means 8.34 / 9.23 (over 80 questions; 8.28 /
+    # 9.21 over the 72 kept).
     gsm8k, mmlu, mt = benchmarks["gsm8k"], benchmarks["mmlu"], benchmarks["mt-bench"]
     assert gsm8k.weak_quality().mean() == pytest.approx(0.638, abs=0.002)
     assert gsm8k.strong_quality().mean() == pytest.approx(0.857, abs=0.002)
