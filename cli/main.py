@@ -21,7 +21,7 @@ from importlib import metadata
 
 import grpc
 
-from fareway.cli import arguments, budget, serve
+from fareway.cli import arguments, budget, evaluate, serve
 from fareway.cli.arguments import CommandError, credentials
 from fareway.client import (
     CascadeMode,
@@ -131,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     models.set_defaults(run=_models)
 
     budget.add_commands(commands)
+    evaluate.add_command(commands)
 
     health = commands.add_parser("health", help="exit 0 when the server reports SERVING")
     arguments.add_connection_options(health, default_timeout_s=5.0)
