@@ -20,6 +20,11 @@ class AttemptUsage:
     output_tokens: int
     cost_micros: int
 
+    @property
+    def used(self) -> bool:
+        """Whether the call used any tokens: only then is it billed and shown as a `usage`."""
+        return bool(self.input_tokens or self.output_tokens)
+
 
 def summed(usages: Iterable[AttemptUsage]) -> AttemptUsage:
     """Several calls' usage as one, with model "" (what Done.total reports)."""

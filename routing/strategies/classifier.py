@@ -111,7 +111,7 @@ class ClassifierStrategy(AcceptsAnyHints):
         except BudgetExceeded:
             return await self._by_embedding(semantic, (request, features, eligible, tenant), "", ())
         if completion.error is not None:
-            spent = (completion.usage,) if _used(completion.usage) else ()
+            spent = (completion.usage,) if completion.usage.used else ()
             why = f" ({completion.error.describe()})"
             return await self._by_embedding(
                 semantic, (request, features, eligible, tenant), why, spent
@@ -169,10 +169,6 @@ def _system(semantic: SemanticStrategy) -> str:
         shown = "; ".join(f'"{e}"' for e in examples[:SHOWN_EXAMPLES])
         lines.append(f"- {route} (for example {shown})")
     return "\n".join(lines)
-
-
-def _used(usage: AttemptUsage) -> bool:
-    return bool(usage.input_tokens or usage.output_tokens)
 
 
 def _route_named(answer: str, routes: dict[str, str]) -> str | None:

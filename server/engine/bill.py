@@ -105,7 +105,7 @@ class Bill:
         if meter is None or meter not in self._running:
             return usage
         self._running.remove(meter)
-        if usage.input_tokens or usage.output_tokens:
+        if usage.used:
             self._recorded.append(usage)
         return usage
 

@@ -71,7 +71,6 @@ from fareway.providers.base import Provider, ProviderCall
 from fareway.routing.breaker import CircuitBreaker
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import (
-    AttemptUsage,
     Cascade,
     ConfidenceSource,
     Decision,
@@ -490,7 +489,7 @@ class Run:
 
     async def _bill_used(self, result: AttemptResult) -> None:
         """Tell the caller of an attempt that did not answer but used something."""
-        if _used(result.usage):
+        if result.usage.used:
             await self._channel.send(Billed(result.usage))
 
     async def _afford(self, model: ModelSpec) -> bool:
@@ -537,7 +536,3 @@ class Run:
             )
         except LedgerUnavailable:
             return
-
-
-def _used(usage: AttemptUsage) -> bool:
-    return bool(usage.input_tokens or usage.output_tokens)
