@@ -12,9 +12,10 @@ from pathlib import Path
 
 THIS_FILE = Path(__file__).resolve()  # its own patterns and examples are not citations
 ROOT = THIS_FILE.parents[2]
-# `name.md` or `folder/name.proto`, but not a dotted Python module such as
+# `name.md`, `folder/name.proto` or `../outside/name.md` (a path out of the repository is a
+# citation too, and never resolves), but not a dotted Python module such as
 # `opentelemetry.proto.trace`.
-CITATION = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.(?:md|proto))\b(?!\.\w)")
+CITATION = re.compile(r"(?<![\w/.-])((?:\.\./)*(?:[\w-]+/)*[\w-]+\.(?:md|proto))\b(?!\.\w)")
 # Protobuf's well-known types ship with every protobuf installation.
 EXTERNAL_PREFIXES = ("google/protobuf/",)
 # Generated code quotes its inputs.
