@@ -18,9 +18,11 @@ Each drops the decontaminated prompts listed in its `contaminated_prompts.jsonl`
 a GSM8K or MMLU row whose prompt is listed, an MT-Bench question whose first or second turn is
 listed. That leaves GSM8K 1,307 prompts, MMLU 14,037 and MT-Bench 72.
 
-Every loader takes the data folder (the one holding `routellm/`); by default it is
-`../shared/data/routing-eval` beside the repository, found from this file's location. A missing
-folder or file raises `DataMissingError` naming the path.
+`load_benchmark(name)` reads the copy of these labels that ships in the package
+(`fareway.evaluation.bundled`), so evaluation works on a fresh clone; given a data folder (the
+one holding `routellm/`, such as `default_data_dir()`), it and the per-benchmark loaders read
+RouteLLM's original files instead. A missing folder or file raises `DataMissingError` naming
+the path.
 
 Own traffic (`load_jsonl`): UTF-8, one JSON object per line, blank lines ignored::
 
@@ -42,6 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fareway.evaluation.bundled import load_shipped
 from fareway.evaluation.dataset import LabelledPrompt, LabelledSet
 
 STRONG_MODEL = "gpt-4-1106-preview"
@@ -59,14 +62,19 @@ def default_data_dir() -> Path:
 
 
 def load_benchmark(name: str, data_dir: Path | None = None) -> LabelledSet:
-    """Load one RouteLLM benchmark by name: "gsm8k", "mmlu" or "mt-bench"."""
+    """Load one RouteLLM benchmark by name: "gsm8k", "mmlu" or "mt-bench".
+
+    Without `data_dir`, from the shipped copy; with it, from RouteLLM's files in that folder.
+    """
     loaders = {"gsm8k": load_gsm8k, "mmlu": load_mmlu, "mt-bench": load_mt_bench}
     if name not in loaders:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+    if data_dir is None:
+        return load_shipped(name)
     return loaders[name](data_dir)
 
 
-def load_gsm8k(data_dir: Path | None = None) -> LabelledSet:
+def load_gsm8k(data_dir: Path) -> LabelledSet:
     """GSM8K's 1,319 questions less the 12 contaminated: 1,307 prompts."""
     root = _routellm_dir(data_dir) / "gsm8k"
     dropped = _contaminated(root / "contaminated_prompts.jsonl")
@@ -74,7 +82,7 @@ def load_gsm8k(data_dir: Path | None = None) -> LabelledSet:
     return LabelledSet.of("gsm8k", (p for p in rows if p.text not in dropped))
 
 
-def load_mmlu(data_dir: Path | None = None) -> LabelledSet:
+def load_mmlu(data_dir: Path) -> LabelledSet:
     """MMLU's 57 subjects, 14,042 questions less the 5 contaminated: 14,037 prompts."""
     root = _routellm_dir(data_dir) / "mmlu"
     dropped = _contaminated(root / "contaminated_prompts.jsonl")
@@ -85,7 +93,7 @@ def load_mmlu(data_dir: Path | None = None) -> LabelledSet:
     return LabelledSet.of("mmlu", prompts)
 
 
-def load_mt_bench(data_dir: Path | None = None) -> LabelledSet:
+def load_mt_bench(data_dir: Path) -> LabelledSet:
     """MT-Bench's 80 questions less the 8 contaminated: 72, routed on the first turn."""
     root = _routellm_dir(data_dir) / "mt_bench"
     dropped = _contaminated(root / "contaminated_prompts.jsonl")
@@ -163,11 +171,10 @@ def _judge_quality(scores: list[float], question_id: int, model: str) -> float:
     return (sum(scores) / len(scores) - 1.0) / 9.0
 
 
-def _routellm_dir(data_dir: Path | None) -> Path:
-    root = data_dir if data_dir is not None else default_data_dir()
-    if not root.is_dir():
-        raise DataMissingError(f"routing evaluation data folder not found: {root}")
-    return _existing(root / "routellm")
+def _routellm_dir(data_dir: Path) -> Path:
+    if not data_dir.is_dir():
+        raise DataMissingError(f"routing evaluation data folder not found: {data_dir}")
+    return _existing(data_dir / "routellm")
 
 
 def _existing(path: Path) -> Path:

@@ -1,4 +1,5 @@
-"""RouteLLM's data, loaded once per session; skipped, with the path, where it is absent."""
+"""RouteLLM's data: the copy shipped in the package (always there), and the original files in
+the routing-eval folder beside the clone (skipped, naming the path, where absent)."""
 
 from pathlib import Path
 
@@ -12,10 +13,10 @@ from fareway.evaluation.routellm import BENCHMARKS, default_data_dir, load_bench
 def routing_eval_dir() -> Path:
     folder = default_data_dir()
     if not (folder / "routellm").is_dir():
-        pytest.skip(f"RouteLLM evaluation data not found at {folder} (a copy beside the clone)")
+        pytest.skip(f"RouteLLM's original files not found at {folder} (a copy beside the clone)")
     return folder
 
 
 @pytest.fixture(scope="session")
-def benchmarks(routing_eval_dir: Path) -> dict[str, LabelledSet]:
-    return {name: load_benchmark(name, routing_eval_dir) for name in BENCHMARKS}
+def benchmarks() -> dict[str, LabelledSet]:
+    return {name: load_benchmark(name) for name in BENCHMARKS}

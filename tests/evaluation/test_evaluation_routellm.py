@@ -1,6 +1,6 @@
 """RouteLLM's benchmarks as loaded, and the reference routers scored on them.
 
-Needs `../shared/data/routing-eval` (the `benchmarks` fixture skips, naming the path, without it).
+From the copy shipped in the package, which a test of its own holds equal to the original files.
 """
 
 import numpy as np
