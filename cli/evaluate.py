@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         )
         document.append(_markdown(report))
         print(document[-1])
-    (out / RESULTS).write_text("\n".join(document), encoding="utf-8")
+        # After every set, so that a long run stopped later keeps what it finished.
+        (out / RESULTS).write_text("\n".join(document), encoding="utf-8")
     print(f"wrote {out / RESULTS} and {len(sets)} plot(s) in {out}", file=sys.stderr)
     return 0
 

@@ -4,7 +4,9 @@ takes minutes): done/total, percent, rate and time left, redrawn in place.
 Pure stdlib, and only on a terminal: piped or captured stderr gets nothing, since carriage
 returns make a log unreadable. Redraws are throttled (`INTERVAL_S`), because writing a line per
 prompt would cost more than routing some of them; the last update always draws and ends the
-line. The clock is injectable so that tests drive it.
+line. The rate is measured from the first update, not from the bar's creation, so that the
+strategy's warm-up (loading an embedder) does not drag the first estimates. The clock is
+injectable so that tests drive it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 INTERVAL_S = 0.1
-BAR_WIDTH = 24
+BAR_WIDTH = 20
 
 
 class ProgressBar:
@@ -27,17 +29,21 @@ class ProgressBar:
         self._label = label
         self._stream = stream
         self._clock = clock
-        self._start = clock()
+        self._first: tuple[float, int] | None = None  # when the first update came, and its count
         self._drawn_at: float | None = None
 
     def __call__(self, done: int, total: int) -> None:
         now = self._clock()
+        if self._first is None:
+            self._first = (now, done)
         finished = done >= total
         if not finished and self._drawn_at is not None and now - self._drawn_at < INTERVAL_S:
             return
         self._drawn_at = now
         columns = shutil.get_terminal_size().columns
-        line = render(self._label, done, total, now - self._start)[: columns - 1]
+        started, counted = self._first
+        rate = (done - counted) / (now - started) if now > started else None
+        line = render(self._label, done, total, rate)[: columns - 1]
         # \r returns to the line's start; the padding wipes what a longer earlier line left.
         self._stream.write("\r" + line.ljust(columns - 1) + ("\n" if finished else ""))
         self._stream.flush()
@@ -48,13 +54,14 @@ def progress_bar(label: str, stream: TextIO) -> ProgressBar | None:
     return ProgressBar(label, stream) if stream.isatty() else None
 
 
-def render(label: str, done: int, total: int, elapsed_s: float) -> str:
-    """The bar's text after `done` of `total` in `elapsed_s` seconds."""
+def render(label: str, done: int, total: int, rate: float | None) -> str:
+    """The bar's text after `done` of `total` at `rate` a second (None: not known yet)."""
     share = done / total if total else 1.0
     filled = round(share * BAR_WIDTH)
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
-    rate = done / elapsed_s if elapsed_s > 0 else 0.0
-    left = _duration((total - done) / rate) if rate > 0 else "?"
+    if not rate:
+        return f"{label} [{bar}] {done:,}/{total:,} {share:6.1%}"
+    left = _duration((total - done) / rate)
     return f"{label} [{bar}] {done:,}/{total:,} {share:6.1%} {rate:,.0f}/s ETA {left}"
 
 

@@ -75,7 +75,10 @@ def _paired(index: str, weak: _Answer, strong: _Answer) -> LabelledPrompt:
 def _answers(path: Path) -> dict[str, _Answer]:
     """The rows of one model's file by `global_index`, in file order."""
     if not path.is_file():
-        raise DataMissingError(f"RouterArena data not found: {path}")
+        raise DataMissingError(
+            f"RouterArena data not found: {path} (it does not ship with fareway: pass --data, "
+            f"the routing-eval folder holding {FOLDER}/)"
+        )
     rows: dict[str, _Answer] = {}
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
