@@ -21,7 +21,7 @@ from importlib import metadata
 
 import grpc
 
-from fareway.cli import arguments, budget, evaluate, serve
+from fareway.cli import arguments, budget, evaluate, serve, train
 from fareway.cli.arguments import CommandError, credentials
 from fareway.client import (
     CascadeMode,
@@ -132,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
 
     budget.add_commands(commands)
     evaluate.add_command(commands)
+    train.add_command(commands)
 
     health = commands.add_parser("health", help="exit 0 when the server reports SERVING")
     arguments.add_connection_options(health, default_timeout_s=5.0)

@@ -18,11 +18,18 @@ from pydantic import Field
 from fareway.routing.strategies.cascade import CascadeConfig
 from fareway.routing.strategies.classifier import ClassifierConfig
 from fareway.routing.strategies.cost import CostConfig
+from fareway.routing.strategies.learned import LearnedConfig
 from fareway.routing.strategies.rules import RulesConfig
 from fareway.routing.strategies.semantic import SemanticConfig
 from fareway.routing.strategies.steps import PerStepConfig
 
 StrategyConfig = Annotated[
-    RulesConfig | PerStepConfig | CostConfig | CascadeConfig | SemanticConfig | ClassifierConfig,
+    RulesConfig
+    | PerStepConfig
+    | CostConfig
+    | CascadeConfig
+    | SemanticConfig
+    | ClassifierConfig
+    | LearnedConfig,
     Field(discriminator="type"),
 ]

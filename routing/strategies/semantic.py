@@ -28,6 +28,11 @@ route's does. Every eligible model is ranked (`rank_towards` the target), none d
   embeds nothing); each request embeds one text, also through `run_cpu`, never on the event
   loop.
 
+**Otherwise**: a configuration may name a `learned` strategy in `otherwise`; then a request no
+route reaches goes where that strategy sends it (by predicted difficulty) instead of to the
+default route, and its reason and signals join semantic's. Intent decides where it is clear,
+difficulty where it is not.
+
 Signals: `semantic.similarity` (the chosen route's score, as compared with the threshold; the
 best route's even when the default answered) and `semantic.margin` (the best route's score less
 the second best's; the best's own score when there is one route). The reason names the route,
@@ -53,6 +58,7 @@ from fareway.routing.strategy import (
     Ranking,
     RunCpu,
     StrategyContext,
+    StrategyLookup,
     describe_target,
     rank_towards,
     target_problem,
@@ -84,6 +90,13 @@ class SemanticConfig(BaseModel):
     default: str  # the route that answers when no route's score reaches the threshold
     threshold: float = Field(ge=-1, le=1)  # compared with a route's score (a cosine)
     embedder: str = ""  # empty: fareway.routing.embedders.DEFAULT_EMBEDDER
+    # A `learned` strategy that decides instead of the default route when no route reaches the
+    # threshold: intent where it is clear, difficulty otherwise. Empty: the default route.
+    otherwise: str = ""
+
+    def uses(self) -> dict[str, str]:
+        """The other strategies this one needs, by the field naming them: {field: type}."""
+        return {"otherwise": "learned"} if self.otherwise else {}
 
     def build(self, name: str, context: StrategyContext) -> SemanticStrategy:
         """The strategy this configuration describes (nothing is embedded until it routes)."""
@@ -95,6 +108,7 @@ class SemanticConfig(BaseModel):
             self.threshold,
             Embedding(embedder, context.embedder, context.run_cpu),
             name,
+            Otherwise(self.otherwise, context.strategy) if self.otherwise else None,
         )
 
     def problems(self, tiers: Sequence[str], models: Sequence[str]) -> list[Problem]:
@@ -135,6 +149,15 @@ class Embedding:
     name: str
     embedder_for: EmbedderFor
     run_cpu: RunCpu
+
+
+@dataclass(frozen=True)
+class Otherwise:
+    """The strategy that ranks when no route reaches the threshold, found by name on use (it
+    may be built after this one)."""
+
+    name: str
+    lookup: StrategyLookup
 
 
 @dataclass(frozen=True)
@@ -197,8 +220,10 @@ class SemanticStrategy(AcceptsAnyHints):
         threshold: float,
         embedding: Embedding,
         name: str = "semantic",
+        otherwise: Otherwise | None = None,
     ) -> None:
         self.name = name
+        self._otherwise = otherwise
         self._catalog = catalog
         self._routes = dict(routes)
         self._default = default
@@ -246,6 +271,15 @@ class SemanticStrategy(AcceptsAnyHints):
         if best.score >= self._threshold:
             target = self._routes[best.route].target
             why = f"semantic route '{best.route}' (similarity {best.score:.2f}, {nearest}), so"
+        elif self._otherwise is not None:
+            other = await self._otherwise.lookup(self._otherwise.name).rank(
+                request, features, eligible, tenant
+            )
+            why = (
+                f"no semantic route reached the threshold {self._threshold:.2f} (best "
+                f"'{best.route}' at {best.score:.2f}), so {self._otherwise.name}: {other.reason}"
+            )
+            return Ranking(other.ranked, why, {**signals, **other.signals}, spent=other.spent)
         else:
             target = self._routes[self._default].target
             why = (

@@ -77,7 +77,7 @@ def fareway(target: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_chat_streams_a_classification_from_the_fast_tier(target: str) -> None:
-    result = fareway(target, "chat", "classify this: spam or not?")
+    result = fareway(target, "chat", "--strategy", "semantic", "classify this: spam or not?")
 
     assert result.returncode == 0, result.stderr
     assert "claude-haiku-4-5 · fast · semantic" in result.stderr
@@ -86,15 +86,27 @@ def test_chat_streams_a_classification_from_the_fast_tier(target: str) -> None:
 
 
 def test_chat_sends_analysis_to_the_powerful_tier(target: str) -> None:
-    result = fareway(target, "chat", "analyze the strategic implications of a price cut")
+    result = fareway(
+        target,
+        "chat",
+        "--strategy",
+        "semantic",
+        "analyze the strategic implications of a price cut",
+    )
 
     assert result.returncode == 0, result.stderr
     assert "claude-opus-4-6 · powerful · semantic" in result.stderr
 
 
 def test_route_explains_the_decision(target: str) -> None:
-    fast = fareway(target, "route", "classify this: spam or not?")
-    powerful = fareway(target, "route", "analyze the strategic implications of a price cut")
+    fast = fareway(target, "route", "--strategy", "semantic", "classify this: spam or not?")
+    powerful = fareway(
+        target,
+        "route",
+        "--strategy",
+        "semantic",
+        "analyze the strategic implications of a price cut",
+    )
 
     assert "model:     claude-haiku-4-5 (anthropic, fast tier)" in fast.stdout
     assert "semantic route 'classification'" in fast.stdout

@@ -52,7 +52,7 @@ def test_embedded_default_loads() -> None:
         (Decimal(3), Decimal(15)),
         (Decimal(5), Decimal(25)),
     ]
-    assert config.default_strategy == "semantic"
+    assert config.default_strategy == "learned"
     assert isinstance(config.strategies["rules"], RulesConfig)
     assert config.strategies["rules"].default_tier == "balanced"
     assert set(config.tenants) == {"demo"}
@@ -125,11 +125,11 @@ def test_unknown_model_provider() -> None:
 
 
 def test_unknown_strategy_type_lists_the_known_ones() -> None:
-    text = edited("type: rules", "type: learned")
+    text = edited("type: rules", "type: oracle")
 
     message = error_of(text)
 
-    assert f"{NAME}:{line_of(text, 'type: learned')}: strategies.rules:" in message
+    assert f"{NAME}:{line_of(text, 'type: oracle')}: strategies.rules:" in message
     assert "'semantic'" in message
     assert "'rules'" in message
 
@@ -156,12 +156,12 @@ def test_unknown_provider_type_lists_the_known_ones() -> None:
 
 
 def test_unknown_default_strategy() -> None:
-    text = edited("default_strategy: semantic", "default_strategy: learned")
+    text = edited("default_strategy: learned", "default_strategy: oracle")
 
     message = error_of(text)
 
-    line = line_of(text, "default_strategy: learned")
-    assert f"{NAME}:{line}: default_strategy: unknown strategy 'learned'; known: rules" in message
+    line = line_of(text, "default_strategy: oracle")
+    assert f"{NAME}:{line}: default_strategy: unknown strategy 'oracle'; known: rules" in message
 
 
 def test_duplicated_model_id() -> None:
@@ -179,7 +179,7 @@ def test_duplicated_model_id() -> None:
         ("  grace_s: 10", "  grace_s: 10\n  workers: 4", "server.workers"),
         ("    quality: 0.95", "    quality: 0.95\n    colour: blue", "models.2.colour"),
         ("latency_target_ms: 2000", "latency_target_ms: 2000\n    vip: true", "tenants.demo.vip"),
-        ("default_strategy: semantic", "default_strategy: semantic\nrouting: rules", "routing"),
+        ("default_strategy: learned", "default_strategy: learned\nrouting: rules", "routing"),
     ],
 )
 def test_unknown_keys_are_refused(old: str, new: str, field: str) -> None:
@@ -284,14 +284,14 @@ def test_every_schema_problem_is_reported() -> None:
 def test_every_cross_reference_problem_is_reported() -> None:
     text = edited("    tier: balanced\n", "    tier: medium\n")
     text = edited("- id: claude-opus-4-6", "- id: claude-haiku-4-5", text)
-    text = edited("default_strategy: semantic", "default_strategy: learned", text)
+    text = edited("default_strategy: learned", "default_strategy: oracle", text)
 
     lines = error_of(text).splitlines()
 
     assert len(lines) == 4  # the duplicated id is reported at both places
     assert sum("models.1.tier: unknown tier 'medium'" in x for x in lines) == 1
     assert sum("appears twice" in x for x in lines) == 2
-    assert sum("default_strategy: unknown strategy 'learned'" in x for x in lines) == 1
+    assert sum("default_strategy: unknown strategy 'oracle'" in x for x in lines) == 1
 
 
 def test_invalid_yaml_is_one_line_naming_the_file_not_a_placeholder() -> None:
@@ -314,7 +314,7 @@ def test_a_tab_is_refused_with_its_line() -> None:
 
 
 def test_an_unprintable_character_is_refused_with_its_line() -> None:
-    text = edited("default_strategy: semantic", "default_strategy: semantic\x07")
+    text = edited("default_strategy: learned", "default_strategy: learned\x07")
 
     message = error_of(text)
 
@@ -334,7 +334,7 @@ def test_a_duplicated_key_is_refused_with_both_lines() -> None:
 def test_every_duplicated_key_is_reported_at_any_depth() -> None:
     text = edited("    quality: 0.95", "    quality: 0.95\n    quality: 0.5")
     text = edited(
-        "default_strategy: semantic", "default_strategy: semantic\ndefault_strategy: x", text
+        "default_strategy: learned", "default_strategy: learned\ndefault_strategy: x", text
     )
 
     lines = error_of(text).splitlines()
@@ -343,7 +343,7 @@ def test_every_duplicated_key_is_reported_at_any_depth() -> None:
         f"{NAME}:{line_of(text, 'quality: 0.5')}: key 'quality' appears twice "
         f"(first on line {line_of(text, 'quality: 0.95')})",
         f"{NAME}:{line_of(text, 'default_strategy: x')}: key 'default_strategy' appears twice "
-        f"(first on line {line_of(text, 'default_strategy: semantic')})",
+        f"(first on line {line_of(text, 'default_strategy: learned')})",
     ]
 
 

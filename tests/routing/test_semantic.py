@@ -24,7 +24,7 @@ from fareway.routing.strategies.semantic import (
     SemanticConfig,
     SemanticStrategy,
 )
-from fareway.routing.strategy import StrategyContext
+from fareway.routing.strategy import AcceptsAnyHints, Ranking, StrategyContext, rank_towards
 from tests.routing.conftest import MakeRequest
 
 T = TypeVar("T")
@@ -75,7 +75,13 @@ class Rig:
             | {"embedder": "wordllama"}
             | settings
         )
-        context = StrategyContext(catalog, embedder=self.embedder_for, run_cpu=self.run_cpu)
+        context = StrategyContext(
+            catalog,
+            embedder=self.embedder_for,
+            run_cpu=self.run_cpu,
+            strategy=lambda name: self.others[name],
+        )
+        self.others: dict[str, Any] = {}
         self.strategy: SemanticStrategy = config.build("semantic", context)
 
     def embedder_for(self, name: str) -> Embedder:
@@ -155,6 +161,37 @@ async def test_below_the_threshold_the_default_route_answers_and_says_so(
     assert 'nearest example "fix this bug"' in ranking.reason
     assert ranking.reason.endswith("so the default route 'analysis' and the powerful tier")
     assert 0 < ranking.signals[SIMILARITY_SIGNAL] < 0.9
+
+
+class Difficulty(AcceptsAnyHints):
+    """Stands in for a `learned` strategy: always the fast tier, with a signal of its own."""
+
+    name = "difficulty"
+
+    async def rank(self, request: Any, features: Any, eligible: Any, tenant: Any = None) -> Any:
+        ranked = rank_towards(self.catalog, "fast", eligible)
+        return Ranking(ranked, "difficulty says easy", {"learned.strong_score": 0.1})
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+
+async def test_below_the_threshold_the_otherwise_strategy_decides(
+    catalog: Catalog, make_request: MakeRequest
+) -> None:
+    rig = Rig(catalog, otherwise="difficulty")
+    rig.others["difficulty"] = Difficulty(catalog)
+
+    unmatched = await rig.rank(make_request, "tell me a joke about cats")
+    matched = await rig.rank(make_request, "write a python function")
+
+    assert unmatched.ranked[0].model.tier == "fast"  # not the default route's powerful
+    assert unmatched.reason.startswith("no semantic route reached the threshold 0.30")
+    assert unmatched.reason.endswith("so difficulty: difficulty says easy")
+    assert unmatched.signals["learned.strong_score"] == 0.1
+    assert SIMILARITY_SIGNAL in unmatched.signals
+    assert matched.ranked[0].model.tier == "balanced"  # a clear intent still routes by it
+    assert "learned.strong_score" not in matched.signals
 
 
 async def test_a_route_may_target_a_model(catalog: Catalog, make_request: MakeRequest) -> None:
@@ -313,6 +350,13 @@ def test_problems_carry_the_line_of_the_field() -> None:
     line = next(i for i, t in enumerate(text.splitlines(), 1) if "target: medium" in t)
 
     assert f"fareway.yaml:{line}: strategies.meaning.routes.code.target" in error_of(text)
+
+
+def test_otherwise_must_name_a_learned_strategy() -> None:
+    text = config_text().replace(
+        "    threshold: 0.2\n", "    threshold: 0.2\n    otherwise: rules\n", 1
+    )
+    assert "'rules' is a rules strategy; it must be learned" in error_of(text)
 
 
 def test_the_embedded_default_still_loads() -> None:
