@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fareway.cli import labelled
+from fareway.cli.labelled import ROUTELLM, ROUTERARENA
 from fareway.cli.progress import progress_bar
 
 if TYPE_CHECKING:  # numpy and the evaluation code load when the command runs, not for `chat`
@@ -34,13 +36,9 @@ if TYPE_CHECKING:  # numpy and the evaluation code load when the command runs, n
     from fareway.evaluation.metrics import Curve, Interval, OperatingPoint, SummaryIntervals
     from fareway.routing.embedders import EmbedderPool
 
-ROUTELLM = ("gsm8k", "mmlu", "mt-bench")
-ROUTERARENA = "routerarena"
 BENCHMARKS = (*ROUTELLM, ROUTERARENA)
 DEFAULT_OUT = Path("fareway-eval")
-# Built rather than spelled out: tests/docs/test_citations.py reads every string literal as a
-# possible citation of a document, and this is the name of an output, not a document cited.
-RESULTS = Path("results").with_suffix(".md")
+RESULTS = Path("results.md")
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,24 +46,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     evaluate = commands.add_parser(
         "eval", help="score routing on labelled data (APGR, CPT), offline", description=__doc__
     )
-    evaluate.add_argument(
-        "--benchmark",
-        nargs="*",
-        choices=BENCHMARKS,
-        default=None,
-        help="benchmarks to replay (default: gsm8k, mmlu and mt-bench, unless --jsonl is given)",
-    )
-    evaluate.add_argument(
-        "--jsonl", nargs="*", default=[], metavar="FILE", help="labelled traffic of your own"
-    )
-    evaluate.add_argument(
-        "--data",
-        type=Path,
-        metavar="DIR",
-        help="a routing-eval folder to read RouteLLM's original files and RouterArena's from "
-        "(default: RouteLLM's labels shipped with fareway; RouterArena from "
-        "../shared/data/routing-eval beside the repo)",
-    )
+    labelled.add_arguments(evaluate, BENCHMARKS, ROUTELLM)
     evaluate.add_argument(
         "--strategy",
         nargs="*",
@@ -118,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from fareway.routing.embedders import EmbedderPool
 
     require_matplotlib()  # now, not after minutes of routing
-    sets = _sets(args)
+    sets = labelled.load_sets(args, ROUTELLM)
     config = load_config(args.config)
     strategies = args.strategy if args.strategy is not None else replayable(config)
     embedders = EmbedderPool()
@@ -141,24 +122,6 @@ def run(args: argparse.Namespace) -> int:
         (out / RESULTS).write_text("\n".join(document), encoding="utf-8")
     print(f"wrote {out / RESULTS} and {len(sets)} plot(s) in {out}", file=sys.stderr)
     return 0
-
-
-def _sets(args: argparse.Namespace) -> list[LabelledSet]:
-    from fareway.evaluation.routellm import load_jsonl
-
-    names: Sequence[str] = args.benchmark
-    if names is None:
-        names = () if args.jsonl else ROUTELLM
-    sets = [_benchmark(name, args.data) for name in names]
-    sets += [load_jsonl(Path(path)) for path in args.jsonl]
-    return sets
-
-
-def _benchmark(name: str, data_dir: Path | None) -> LabelledSet:
-    from fareway.evaluation.routellm import load_benchmark
-    from fareway.evaluation.routerarena import load_routerarena
-
-    return load_routerarena(data_dir) if name == ROUTERARENA else load_benchmark(name, data_dir)
 
 
 def _report(

@@ -18,6 +18,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fareway.cli import labelled
+from fareway.cli.labelled import ROUTELLM
+
 if TYPE_CHECKING:  # numpy and the training code load when the command runs
     import numpy as np
 
@@ -32,14 +35,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     train = commands.add_parser(
         "train", help="fit the learned router on labelled data", description=__doc__
     )
-    train.add_argument(
-        "--benchmark",
-        nargs="*",
-        default=None,
-        help="RouteLLM benchmarks to train on (default: gsm8k mmlu, unless --jsonl is given)",
-    )
-    train.add_argument("--jsonl", nargs="*", default=[], metavar="FILE", help="your own traffic")
-    train.add_argument("--data", type=Path, metavar="DIR", help="RouteLLM's original files")
+    labelled.add_arguments(train, ROUTELLM, DEFAULT_BENCHMARKS)
     train.add_argument(
         "--label",
         choices=("gain", "weak_fails"),
@@ -80,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from fareway.routing.embedders import EmbedderPool
 
     recipe = _recipe(args)
-    sets = _sets(args)
+    sets = labelled.load_sets(args, DEFAULT_BENCHMARKS)
     if args.budget is not None and not all(s.has_costs() for s in sets):
         raise CommandError("--budget needs data that records both models' costs per prompt")
     embedder = EmbedderPool().get(recipe.embedder)
@@ -103,15 +99,6 @@ def _recipe(args: argparse.Namespace) -> Recipe:
     if args.l2 is not None:
         recipe = replace(recipe, l2=args.l2)
     return recipe
-
-
-def _sets(args: argparse.Namespace) -> list[LabelledSet]:
-    from fareway.evaluation.routellm import load_benchmark, load_jsonl
-
-    names = args.benchmark
-    if names is None:
-        names = () if args.jsonl else DEFAULT_BENCHMARKS
-    return [load_benchmark(n, args.data) for n in names] + [load_jsonl(Path(p)) for p in args.jsonl]
 
 
 def _train(prepared: list[Prepared], recipe: Recipe, args: argparse.Namespace) -> None:
