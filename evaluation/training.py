@@ -32,8 +32,10 @@ network, random Fourier features and a pairwise ranking loss all scored below ri
 in cross-validation), and the best penalty depends on the data: `choose_l2` picks it from
 L2_GRID by the APGR of held-out inner folds of the training sets, unless the recipe sets one.
 
-**Calibration.** The model file keeps the training scores' quantiles (`routing.learned.model`),
-so a strong share maps straight to a threshold. `share_for_budget` finds the largest share
+**Calibration.** A logistic curve fitted on the training outcomes (`calibrate`) turns the raw
+score into the probability that the strong model is needed, and the model file keeps the
+training scores' quantiles (`routing.learned.model`), so a strong share maps straight to a
+threshold on that probability. `share_for_budget` finds the largest share
 whose mean cost per prompt stays within a budget, on data that records both models' costs.
 """
 
@@ -90,8 +92,7 @@ def target(data: LabelledSet, label: Label) -> FloatArray:
     if label == "gain":
         gain: FloatArray = data.strong_quality() - data.weak_quality()
         return gain
-    fails: FloatArray = 1.0 - data.weak_quality()
-    return fails
+    return needed_strong(data)
 
 
 def fit(sets: Sequence[Prepared], recipe: Recipe, strong_share: float = 0.5) -> LearnedModel:
@@ -159,11 +160,20 @@ def _fit(
     penalty = l2 * w.sum() * np.eye(x.shape[1])
     coefficients = np.linalg.solve(x.T @ weighted + penalty, weighted.T @ (y - offset))
     layer = Layer(coefficients.reshape(-1, 1), np.array([offset]))
-    unscored = LearnedModel(
-        recipe.embedder, recipe.features, mean, scale, (layer,), np.array([0.0, 1.0]), 0.5
+    uncalibrated = LearnedModel(
+        recipe.embedder,
+        recipe.features,
+        mean,
+        scale,
+        (layer,),
+        np.array([0.0, 1.0]),
+        (1.0, 0.0),
+        0.5,
     )
-    scores = unscored.raw_scores(raw)
+    scores = uncalibrated.raw_scores(raw)
     quantiles = np.quantile(scores, np.linspace(0.0, 1.0, QUANTILES))
+    needed = np.concatenate([needed_strong(s.data) for s in sets])
+    calibration = calibrate(scores, needed, w)
     about = {
         "trained_on": ", ".join(f"{s.data.benchmark} ({len(s.data)})" for s in sets),
         "label": recipe.label,
@@ -172,8 +182,40 @@ def _fit(
         "within": str(recipe.within),
     }
     return LearnedModel(
-        recipe.embedder, recipe.features, mean, scale, (layer,), quantiles, strong_share, about
+        recipe.embedder,
+        recipe.features,
+        mean,
+        scale,
+        (layer,),
+        quantiles,
+        calibration,
+        strong_share,
+        about,
     )
+
+
+def needed_strong(data: LabelledSet) -> FloatArray:
+    """Per prompt, whether the strong model was needed: one less the weak model's quality (a
+    judge's score counts as a share of a right answer)."""
+    needed: FloatArray = 1.0 - data.weak_quality()
+    return needed
+
+
+def calibrate(raw: FloatArray, needed: FloatArray, weights: FloatArray) -> tuple[float, float]:
+    """(a, b) of the logistic curve sigmoid(a * raw + b) that best predicts `needed` (weighted
+    log-loss, fitted by Newton's method): raw scores as probabilities of needing the strong
+    model. A tiny ridge keeps it finite when the scores separate the outcomes perfectly."""
+    design = np.column_stack([raw, np.ones_like(raw)])
+    coefficients = np.zeros(2)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(design @ coefficients)))
+        gradient = design.T @ (weights * (p - needed)) + 1e-6 * coefficients
+        hessian = (design * (weights * p * (1 - p))[:, None]).T @ design + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        coefficients -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(coefficients[0]), float(coefficients[1])
 
 
 def share_for_budget(

@@ -5,12 +5,16 @@ with the training set's mean and scale, then passed through dense layers with Re
 to one raw score. A linear model is the one-layer case. A decision costs a few microseconds
 beside the embedding.
 
-**The strong-score** is the raw score's place among the training prompts' raw scores: 0.8
-means "more in need of the strong model than 80% of the prompts it was trained on". The file
-keeps those scores' quantiles, so the score is comparable across retrainings and a share of
-strong calls maps to a threshold without the training data: routing the top 30% strong is
-`strong_score >= 0.7` (on traffic like the training set; on other traffic, re-calibrate from
-the `learned.strong_score` signal of logged decisions).
+**The strong-score** is the predicted probability that the strong model is needed (that the
+weak model falls short): the raw score through a logistic curve (`calibration`, a and b of
+sigmoid(a * raw + b)) fitted on the training prompts' outcomes, so that among training prompts
+scored 0.4, about 40% were ones the weak model got wrong.
+
+**The threshold** comes from a share of strong calls, not from the probability: the file keeps
+the training prompts' raw scores at evenly spaced ranks (`quantiles`), so "the top 30% go
+strong" is the strong-score of the raw score at rank 0.7, found without the training data. On
+traffic unlike the training set the same threshold sends another share strong: re-calibrate
+from the `learned.strong_score` of logged decisions (the threshold at the wanted quantile).
 
 **The file** is JSON of numbers and names (`FORMAT` below), not a pickle: loading it parses
 text and checks shapes, and can run no code. `fareway train` writes it; the package ships
@@ -20,6 +24,7 @@ text and checks shapes, and can run no code. `fareway train` writes it; the pack
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +61,9 @@ class LearnedModel:
 
     `embedder` names the local embedder its input starts with and `features` the cheap
     features after it; `mean` and `scale` standardise that input; `quantiles` are the training
-    prompts' raw scores at evenly spaced ranks; `strong_share` is the share of strong calls
-    it was calibrated to; `about` records how it was made (data, label, protocol).
+    prompts' raw scores at evenly spaced ranks; `calibration` maps a raw score to a probability;
+    `strong_share` is the share of strong calls it was calibrated to; `about` records how it
+    was made (data, label, protocol).
     """
 
     embedder: str
@@ -66,6 +72,7 @@ class LearnedModel:
     scale: FloatArray
     layers: tuple[Layer, ...]
     quantiles: FloatArray
+    calibration: tuple[float, float]
     strong_share: float
     about: Mapping[str, str] = field(default_factory=dict)
 
@@ -83,6 +90,8 @@ class LearnedModel:
             raise ValueError("the last layer must have exactly one output")
         if len(self.quantiles) < 2 or np.any(np.diff(self.quantiles) < 0):
             raise ValueError("quantiles must be at least two non-decreasing scores")
+        if len(self.calibration) != 2 or not all(math.isfinite(c) for c in self.calibration):
+            raise ValueError("calibration must be two finite numbers")
         if not 0.0 <= self.strong_share <= 1.0:
             raise ValueError("strong_share must lie in [0, 1]")
         unknown = [name for name in self.features if name not in FEATURES]
@@ -92,7 +101,18 @@ class LearnedModel:
     @property
     def threshold(self) -> float:
         """The strong-score at and above which a request goes strong, at `strong_share`."""
-        return threshold_for(self.strong_share)
+        return self.threshold_at(self.strong_share)
+
+    def threshold_at(self, strong_share: float) -> float:
+        """The strong-score threshold that sends `strong_share` of training-like traffic strong:
+        1 (nothing reaches it) at share 0, 0 (everything does) at share 1."""
+        if strong_share <= 0.0:
+            return 1.0
+        if strong_share >= 1.0:
+            return 0.0
+        ranks = np.linspace(0.0, 1.0, len(self.quantiles))
+        raw = float(np.interp(1.0 - strong_share, ranks, self.quantiles))
+        return float(self.probability(np.array([raw]))[0])
 
     def raw_scores(self, inputs: NDArray[np.floating]) -> FloatArray:
         """The network's raw output for each row of `inputs` (embedding then features)."""
@@ -104,9 +124,15 @@ class LearnedModel:
         scores: FloatArray = hidden[:, 0]
         return scores
 
+    def probability(self, raw: FloatArray) -> FloatArray:
+        """Raw scores as probabilities that the strong model is needed."""
+        slope, intercept = self.calibration
+        result: FloatArray = 1.0 / (1.0 + np.exp(-(slope * raw + intercept)))
+        return result
+
     def strong_scores(self, inputs: NDArray[np.floating]) -> FloatArray:
-        """Each row's strong-score in [0, 1]: its raw score's rank among the training prompts'."""
-        return rank_in(self.raw_scores(inputs), self.quantiles)
+        """Each row's strong-score: the probability that the strong model is needed."""
+        return self.probability(self.raw_scores(inputs))
 
 
 def model_inputs(embedder: Embedder, queries: Sequence[str], names: tuple[str, ...]) -> FloatArray:
@@ -115,22 +141,6 @@ def model_inputs(embedder: Embedder, queries: Sequence[str], names: tuple[str, .
     vectors = embedder.embed([embedded_text(query) for query in queries])
     extra = np.array([features(query, names) for query in queries], dtype=np.float64)
     return np.hstack([vectors.astype(np.float64), extra.reshape(len(queries), len(names))])
-
-
-def threshold_for(strong_share: float) -> float:
-    """The strong-score threshold that sends `strong_share` of training-like traffic strong."""
-    return 1.0 - strong_share
-
-
-def rank_in(raw: FloatArray, quantiles: FloatArray) -> FloatArray:
-    """Where each raw score falls among `quantiles` (scores at ranks 0, 1/n, ..., 1), as a
-    share in [0, 1], interpolated between neighbours. Where several quantiles are equal the
-    highest rank among them counts, so a tie is never ranked below its own quantile."""
-    ranks = np.linspace(0.0, 1.0, len(quantiles))
-    distinct, last = np.unique(quantiles[::-1], return_index=True)
-    positions = ranks[::-1][last]
-    result: FloatArray = np.interp(raw, distinct, positions, left=0.0, right=1.0)
-    return result
 
 
 def save_model(model: LearnedModel, path: Path) -> None:
@@ -146,6 +156,7 @@ def save_model(model: LearnedModel, path: Path) -> None:
             for layer in model.layers
         ],
         "quantiles": _numbers(model.quantiles),
+        "calibration": list(model.calibration),
         "strong_share": model.strong_share,
         "about": dict(model.about),
     }
@@ -186,6 +197,7 @@ def _model(document: Any) -> LearnedModel:
         scale=_array(document["scale"], 1),
         layers=layers,
         quantiles=_array(document["quantiles"], 1),
+        calibration=(float(document["calibration"][0]), float(document["calibration"][1])),
         strong_share=float(document["strong_share"]),
         about={str(k): str(v) for k, v in about.items()},
     )

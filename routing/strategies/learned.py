@@ -2,19 +2,20 @@
 
 The model (`fareway.routing.learned`) reads the request's last user turn (its embedding by a
 local embedder, and a few cheap features such as its length) and gives a strong-score in
-[0, 1]: the share of its training prompts that looked less in need of the strong model. At or
-above the threshold the request goes to `strong` (a tier or a model id), below it to `weak`.
-The threshold comes from a share of strong calls: the model file's calibrated `strong_share`,
-or this strategy's `strong_share` when set, so that a deployment moves along the cost-quality
-curve without retraining.
+[0, 1]: the predicted probability that the strong model is needed (that the weak one falls
+short). At or above the threshold the request goes to `strong` (a tier or a model id), below
+it to `weak`. The threshold comes from a share of strong calls: the score that sends the model
+file's calibrated `strong_share` of its training prompts strong, or this strategy's
+`strong_share` when set, so that a deployment moves along the cost-quality curve without
+retraining.
 
 `model` names a file written by `fareway train`; empty means the model fareway ships, trained
 on RouteLLM's public GSM8K and MMLU labels (docs/ROUTING_QUALITY.md says how well it routes).
 The file and the embedder it names load in `warm_up`, through `run_cpu`; each request then
 embeds one bounded text through `run_cpu` too, never on the event loop.
 
-Signals: `learned.strong_score` (the score, so that a user can re-calibrate the share offline
-from logged decisions) and `learned.threshold` (what it was compared with).
+Signals: `learned.strong_score` (the probability, so that a user can re-calibrate the share
+offline from logged decisions) and `learned.threshold` (what it was compared with).
 """
 
 from __future__ import annotations
@@ -87,12 +88,6 @@ class Loaded:
     model: LearnedModel
     embedder: Embedder
 
-    def threshold(self, strong_share: float | None) -> float:
-        """The strong-score threshold at `strong_share`, else at the model's own share."""
-        from fareway.routing.learned.model import threshold_for
-
-        return threshold_for(self.model.strong_share if strong_share is None else strong_share)
-
     def score(self, query: str) -> float:
         """The strong-score of one query (blocking: one embedding)."""
         from fareway.routing.learned.model import model_inputs
@@ -140,12 +135,13 @@ class LearnedStrategy(AcceptsAnyHints):
     ) -> Ranking:
         loaded = await self._ready()
         score = await self._run_cpu(lambda: loaded.score(features.query))
-        threshold = loaded.threshold(self._strong_share)
+        share = loaded.model.strong_share if self._strong_share is None else self._strong_share
+        threshold = loaded.model.threshold_at(share)
         strong = score >= threshold
         target = self._strong if strong else self._weak
         why = (
             f"learned strong-score {score:.2f} {'>=' if strong else '<'} {threshold:.2f} "
-            f"(the top {1 - threshold:.0%} of its training prompts go strong), so"
+            f"(the top {share:.0%} of its training prompts go strong), so"
         )
         signals = {STRONG_SCORE_SIGNAL: score, THRESHOLD_SIGNAL: threshold}
         ranked = rank_towards(self._catalog, target, eligible)

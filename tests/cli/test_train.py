@@ -56,7 +56,8 @@ def test_train_writes_a_model_calibrated_to_the_share(
     assert model.about["trained_on"] == "traffic (80)"
     printed = capsys.readouterr().out
     assert f"wrote {out}" in printed
-    assert "learned.strong_score >= 0.75 go strong" in printed
+    assert f"learned.strong_score >= {model.threshold:.2f} go strong" in printed
+    assert model.threshold == model.threshold_at(0.25)
 
 
 def test_a_budget_sets_the_share(traffic: Path, tmp_path: Path) -> None:

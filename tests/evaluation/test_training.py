@@ -16,6 +16,7 @@ from fareway.evaluation.training import (
     Recipe,
     choose_l2,
     fit,
+    needed_strong,
     share_for_budget,
     target,
 )
@@ -142,3 +143,16 @@ def test_without_a_penalty_one_is_chosen_on_held_out_folds_and_recorded() -> Non
     assert chosen > L2_GRID[0]
     assert model.about["l2"] == f"{chosen} (chosen by inner cross-validation)"
     assert fit([prepared], Recipe(l2=0.5, features=())).about["l2"] == "0.5"
+
+
+def test_the_strong_score_is_a_calibrated_probability() -> None:
+    """Among prompts given a strong-score near p, about a share p needed the strong model."""
+    rng = np.random.default_rng(6)
+    train, test = difficulty_set("a", rng, n=4000), difficulty_set("a", rng, n=4000)
+    model = fit([train], RECIPE)
+    probability = model.strong_scores(test.inputs)
+    needed = needed_strong(test.data)
+    assert probability.mean() == pytest.approx(needed.mean(), abs=0.02)
+    for low, high in ((0.1, 0.3), (0.4, 0.6), (0.7, 0.9)):
+        band = (probability >= low) & (probability < high)
+        assert needed[band].mean() == pytest.approx((low + high) / 2, abs=0.06)

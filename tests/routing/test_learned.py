@@ -5,6 +5,7 @@ signals, on the model fareway ships and on small hand-made models."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -23,7 +24,6 @@ from fareway.routing.learned.model import (
     LearnedModelError,
     load_model,
     model_inputs,
-    rank_in,
     save_model,
 )
 from fareway.routing.strategies.learned import (
@@ -49,8 +49,10 @@ def length_model(embedder: str = "wordllama", dimensions: int = 256) -> LearnedM
         mean=np.zeros(width),
         scale=np.ones(width),
         layers=(Layer(weights, np.zeros(1)),),
-        # log(1 + characters) of 0, 20, 150 and 1100 characters or so
+        # log(1 + characters) of 0, 20, 150 and 1100 characters or so, at ranks 0, 1/3, 2/3, 1
         quantiles=np.array([0.0, 3.0, 5.0, 7.0]),
+        # a probability of 0.5 at 4 (55 characters), rising by e with each unit
+        calibration=(1.0, -4.0),
         strong_share=0.5,
         about={"made": "by hand"},
     )
@@ -104,23 +106,32 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
         load_model(tmp_path / "absent.json")
 
 
-def test_strong_score_is_the_rank_among_training_scores() -> None:
-    quantiles = np.array([0.0, 1.0, 1.0, 3.0, 4.0])  # ranks 0, .25, .5, .75, 1
-    scores = rank_in(np.array([-5.0, 0.5, 1.0, 2.0, 4.0, 9.0]), quantiles)
-    # Below the least: 0; a tie takes the highest rank it holds (0.5); between: interpolated.
-    assert np.allclose(scores, [0.0, 0.25, 0.5, 0.625, 1.0, 1.0])
+def test_strong_score_is_the_calibrated_probability() -> None:
+    model = length_model()
+    inputs = np.zeros((3, 257))
+    inputs[:, -1] = [4.0, 5.0, 3.0]
+    assert np.allclose(
+        model.strong_scores(inputs), [0.5, 1 / (1 + np.exp(-1)), 1 / (1 + np.exp(1))]
+    )
 
 
-def test_the_threshold_sends_the_calibrated_share_strong() -> None:
+def test_the_threshold_is_the_score_at_the_share_of_training_prompts() -> None:
+    model = length_model()
+    # The top half of the training prompts scored above rank 0.5's raw score, 4: probability 0.5.
+    assert model.threshold == pytest.approx(0.5)
+    # The top third: raw 5 at rank 2/3.
+    assert model.threshold_at(1 / 3) == pytest.approx(1 / (1 + np.exp(-1)))
+    assert model.threshold_at(0.0) == 1.0
+    assert model.threshold_at(1.0) == 0.0
+
+
+def test_a_share_of_training_like_traffic_goes_strong() -> None:
     rng = np.random.default_rng(1)
     raw = rng.normal(size=10_000)
-    quantiles = np.quantile(raw, np.linspace(0, 1, 101))
-    model = length_model()
+    model = replace(length_model(), quantiles=np.quantile(raw, np.linspace(0, 1, 101)))
     for share in (0.1, 0.3, 0.5):
-        threshold = 1.0 - share
-        strong = rank_in(raw, quantiles) >= threshold
+        strong = model.probability(raw) >= model.threshold_at(share)
         assert strong.mean() == pytest.approx(share, abs=0.01)
-    assert model.threshold == 0.5
 
 
 def test_features_read_a_bounded_window_of_a_huge_turn() -> None:
@@ -160,8 +171,8 @@ def strategy(
 @pytest.mark.parametrize(
     ("prompt", "share", "tier"),
     [
-        ("hi", 0.5, "fast"),  # log(3) scores 0.19: below 0.5
-        ("a long question, " * 40, 0.5, "powerful"),  # log(681) scores 0.79
+        ("hi", 0.5, "fast"),  # log(3) = 1.1: probability 0.05, below 0.5
+        ("a long question, " * 40, 0.5, "powerful"),  # log(681) = 6.5: probability 0.93
         ("hi", 1.0, "powerful"),  # everything strong
         ("a long question, " * 40, 0.0, "fast"),  # nothing strong
     ],
@@ -183,7 +194,8 @@ async def test_the_strategy_sends_strong_at_or_above_the_threshold(
     assert ranking.ranked[0].model.tier == tier
     score = ranking.signals[STRONG_SCORE_SIGNAL]
     assert 0.0 <= score <= 1.0
-    assert ranking.signals[THRESHOLD_SIGNAL] == pytest.approx(1.0 - share)
+    assert ranking.signals[THRESHOLD_SIGNAL] == pytest.approx(length_model().threshold_at(share))
+    assert f"(the top {share:.0%} of its training prompts go strong)" in ranking.reason
     assert f"learned strong-score {score:.2f}" in ranking.reason
     assert len(ranking.ranked) == len(catalog.models)  # ranks every eligible model
 
