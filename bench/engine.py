@@ -34,7 +34,8 @@ from sim_config import sim_config  # this folder: see sim_config's docstring
 import fareway.server
 from fareway.budgets.ledger import RateLimit
 from fareway.core.clock import SystemClock
-from fareway.routing.request import ChatMessage, Role, RouteRequest
+from fareway.core.content import Message
+from fareway.routing.request import RouteRequest
 from fareway.routing.router import TenantPolicy
 from fareway.server.router_service import encode_event
 from fareway.server.runtime import Runtime, build_runtime
@@ -44,7 +45,7 @@ from fareway.telemetry.setup import Telemetry
 async def one_stream(runtime: Runtime, index: int) -> int:
     """Decide and stream one request; the number of events it produced."""
     request = RouteRequest(
-        (ChatMessage(Role.USER, f"Name a colour, please ({index})."),), 4000, "bench", str(index)
+        (Message.user(f"Name a colour, please ({index})."),), 4000, "bench", str(index)
     )
     decision = await runtime.router.decide(request, TenantPolicy(strategy="rules"))
     tracing = runtime.telemetry.tracing

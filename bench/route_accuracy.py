@@ -21,10 +21,11 @@ from typing import Any
 import yaml
 
 from fareway.config.loader import load_config
+from fareway.core.content import Message
 from fareway.routing.catalog import Catalog, ModelSpec
 from fareway.routing.decision import AttemptUsage
 from fareway.routing.embedders import EmbedderPool
-from fareway.routing.request import ChatMessage, Role, RouteRequest
+from fareway.routing.request import RouteRequest
 from fareway.routing.router import Router, TenantPolicy
 from fareway.routing.strategy import Completion, Strategy, StrategyContext
 
@@ -60,7 +61,7 @@ async def main() -> None:
         total: Counter[str] = Counter()
         times: list[float] = []
         for i, query in enumerate(queries):
-            request = RouteRequest((ChatMessage(Role.USER, query["text"]),), 512, "demo", f"q{i}")
+            request = RouteRequest((Message.user(query["text"]),), 512, "demo", f"q{i}")
             started = time.perf_counter()
             decision = await router.decide(request, TenantPolicy(strategy=name))
             times.append(time.perf_counter() - started)

@@ -48,6 +48,7 @@ from fareway.client.types import (
     Role,
     StreamEvent,
     TextDelta,
+    ToolCall,
     Usage,
     Window,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "Role",
     "StreamEvent",
     "TextDelta",
+    "ToolCall",
     "TransportLimitExceeded",
     "Unauthenticated",
     "Unavailable",

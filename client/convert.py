@@ -27,6 +27,7 @@ from fareway.client.types import (
     Role,
     StreamEvent,
     TextDelta,
+    ToolCall,
     Usage,
     Window,
 )
@@ -196,6 +197,8 @@ def event(message: router_pb2.GenerateEvent) -> StreamEvent | None:
         return decision(message.decision)
     if kind == "delta":
         return TextDelta(message.delta.text)
+    if kind == "tool_call":
+        return tool_call(message.tool_call)
     if kind == "escalation":
         return escalation(message.escalation)
     if kind == "fallback":
@@ -221,7 +224,13 @@ def completion(message: router_pb2.CompleteResponse) -> Completion:
         escalations=tuple(escalation(e) for e in message.escalations),
         fallbacks=tuple(fallback(f) for f in message.fallbacks),
         hedges=tuple(hedge(h) for h in message.hedges),
+        tool_calls=tuple(tool_call(c) for c in message.tool_calls),
     )
+
+
+def tool_call(message: router_pb2.ToolCall) -> ToolCall:
+    """A complete tool call."""
+    return ToolCall(message.id, message.name, message.arguments_json)
 
 
 def models(message: router_pb2.ListModelsResponse) -> list[ModelInfo]:

@@ -6,12 +6,13 @@ durations are integers too. `StreamEvent` is the union `Client.generate` yields.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TypedDict
+from typing import Any, TypedDict
 
 
 class Role(StrEnum):
@@ -111,6 +112,20 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model called a tool; answer it with a ("tool", result) turn naming `id`."""
+
+    id: str
+    name: str
+    arguments_json: str
+    """The arguments as one complete JSON object."""
+
+    def arguments(self) -> Any:
+        """The arguments, parsed."""
+        return json.loads(self.arguments_json)
+
+
+@dataclass(frozen=True, slots=True)
 class Escalation:
     """A cascade moved on to a stronger model."""
 
@@ -171,7 +186,7 @@ class Done:
     of the accepted answer); same keys as `Decision.signals`."""
 
 
-StreamEvent = Decision | TextDelta | Escalation | Fallback | Hedge | Usage | Done
+StreamEvent = Decision | TextDelta | ToolCall | Escalation | Fallback | Hedge | Usage | Done
 """What `generate` yields: one Decision first, then text and the rest, one Done last."""
 
 
@@ -192,6 +207,8 @@ class Completion:
     escalations: tuple[Escalation, ...] = ()
     fallbacks: tuple[Fallback, ...] = ()
     hedges: tuple[Hedge, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The tools the answer called (stop_reason "tool_use")."""
 
 
 @dataclass(frozen=True, slots=True)

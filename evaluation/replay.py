@@ -24,10 +24,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fareway.config.schema import FarewayConfig
+from fareway.core.content import Message
 from fareway.evaluation.dataset import FloatArray, LabelledSet
 from fareway.routing.catalog import Catalog
 from fareway.routing.embedders import EmbedderPool
-from fareway.routing.request import ChatMessage, Role, RouteRequest
+from fareway.routing.request import RouteRequest
 from fareway.routing.router import Router, TenantPolicy
 from fareway.routing.strategy import Strategy, StrategyContext
 
@@ -81,7 +82,7 @@ async def replay(
     calls: list[bool] = []
     scores: list[float | None] = []
     for index, text in enumerate(data.texts()):
-        request = RouteRequest((ChatMessage(Role.USER, text),), MAX_TOKENS, "eval", str(index))
+        request = RouteRequest((Message.user(text),), MAX_TOKENS, "eval", str(index))
         decision = await router.decide(request, policy)
         calls.append(decision.model.tier == STRONG_TIER)
         scores.append(strong_score(decision.signals))

@@ -12,10 +12,10 @@ import anthropic
 import httpx2
 from anthropic.types import MessageParam
 
+from fareway.core.content import Message, Role
 from fareway.core.errors import ProviderError
 from fareway.providers import errors
 from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk, UsageReport
-from fareway.routing.request import ChatMessage, Role
 
 
 class AnthropicProvider:
@@ -76,10 +76,10 @@ class AnthropicProvider:
         await self._client.close()
 
 
-def _message(message: ChatMessage) -> MessageParam:
+def _message(message: Message) -> MessageParam:
     if message.role is Role.USER:
-        return {"role": "user", "content": message.content}
-    return {"role": "assistant", "content": message.content}
+        return {"role": "user", "content": message.text}
+    return {"role": "assistant", "content": message.text}
 
 
 def _translate(exc: anthropic.APIError | httpx2.RequestError, model: str) -> ProviderError:

@@ -1,4 +1,4 @@
-"""The provider plug-in point: one call in, a stream of text and usage out.
+"""The provider plug-in point: one call in, a stream of text, tool calls and usage out.
 
 A provider is an async generator: the caller iterates it and, to stop early (client gone,
 deadline, hedge lost), calls `aclose()`, which must close the upstream connection at once.
@@ -12,8 +12,8 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
+from fareway.core.content import Message, Tool, ToolCall, ToolChoice
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.request import ChatMessage
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class ProviderCall:
 
     model: ModelSpec
     system: str
-    messages: tuple[ChatMessage, ...]
+    messages: tuple[Message, ...]
     max_tokens: int
     timeout_s: float | None = None
     # A cascade wants the model's self-assessment: `system` already ends with
@@ -33,6 +33,10 @@ class ProviderCall:
     # A cascade judges the answer by its token log-probabilities: providers that can report
     # them (OpenAI-compatible) ask for them and put them on each `TextChunk`; others ignore it.
     logprobs: bool = False
+    # The tools the model may call, and whether and which it must; the router sends a request
+    # with tools only to models with the "tools" capability.
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,14 @@ class TextChunk:
 
     text: str
     logprobs: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """The model called a tool: one complete call, its argument fragments already assembled
+    into a JSON object (a provider whose fragments do not make one raises ProviderError)."""
+
+    call: ToolCall
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ class Finish:
     response_model: str = ""
 
 
-ProviderEvent = TextChunk | UsageReport | Finish
+ProviderEvent = TextChunk | ToolUse | UsageReport | Finish
 
 
 class Provider(Protocol):

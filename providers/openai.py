@@ -23,11 +23,11 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 from openai.types.chat.chat_completion_chunk import Choice
 
+from fareway.core.content import Message, Role
 from fareway.core.errors import ProviderError, ProviderUnreachable
 from fareway.providers import errors
 from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk, UsageReport
 from fareway.providers.registry import MaxTokensField
-from fareway.routing.request import ChatMessage, Role
 
 
 class OpenAIProvider:
@@ -119,16 +119,16 @@ _STOP_REASONS = {
 }
 
 
-def _messages(system: str, messages: tuple[ChatMessage, ...]) -> list[ChatCompletionMessageParam]:
+def _messages(system: str, messages: tuple[Message, ...]) -> list[ChatCompletionMessageParam]:
     """The conversation, with the system prompt as a leading `system` message when there is one."""
     out: list[ChatCompletionMessageParam] = []
     if system:
         out.append({"role": "system", "content": system})
     for message in messages:
         if message.role is Role.USER:
-            out.append({"role": "user", "content": message.content})
+            out.append({"role": "user", "content": message.text})
         else:
-            out.append({"role": "assistant", "content": message.content})
+            out.append({"role": "assistant", "content": message.text})
     return out
 
 

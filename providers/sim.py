@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Literal, NoReturn
 
 from fareway.core.clock import Clock
+from fareway.core.content import prompt_texts
 from fareway.core.errors import (
     Overloaded,
     ProviderError,
@@ -132,7 +133,7 @@ class SimProvider:
         """Everything this call will do, decided from the model and the caller's prompt."""
         model_id = call.model.id
         profile = self._profiles.get(model_id, SimProfile())
-        prompt = (without_instruction(call.system), *(m.content for m in call.messages))
+        prompt = (without_instruction(call.system), *(m.readable() for m in call.messages))
         # The answer's draws come first, in the order they always had, so that answers stay
         # the same as before confidence and failures existed.
         rng = random.Random(_seed(model_id, prompt))
@@ -162,7 +163,7 @@ class SimProvider:
         if plan.failure is not None and plan.fail_after == 0:
             # Refused before the stream opens, as an HTTP error is: no event at all.
             await self._fail(plan.failure, call)
-        input_tokens = estimate_prompt_tokens(call.system, (m.content for m in call.messages))
+        input_tokens = estimate_prompt_tokens(call.system, prompt_texts(call.messages, call.tools))
         yield UsageReport(input_tokens, 0)
         await self._wait(plan.wait_s, call)
         for sent, piece in enumerate(plan.pieces):

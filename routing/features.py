@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
 
+from fareway.core.content import prompt_texts
 from fareway.routing.request import RouteRequest
 from fareway.routing.tokens import estimate_prompt_tokens, estimate_tokens
 
@@ -128,7 +129,9 @@ def extract_features(request: RouteRequest) -> Features:
         query_lower=searched.lower(),
         word_count=words,
         query_tokens=estimate_tokens(query),
-        prompt_tokens=estimate_prompt_tokens(request.system, (m.content for m in request.messages)),
+        prompt_tokens=estimate_prompt_tokens(
+            request.system, prompt_texts(request.messages, request.tools)
+        ),
         has_code=bool(_CODE_PATTERN.search(searched)),
         step_type=request.hints.step_type,
         labels=request.hints.labels,
@@ -156,7 +159,7 @@ def is_large(request: RouteRequest) -> bool:
     then each step that reads all of it is worth a separate turn of the event loop."""
     size = len(request.system)
     for message in request.messages:
-        size += len(message.content)
+        size += len(message.readable())
         if size > LARGE_REQUEST_CHARS:
             return True
     return size > LARGE_REQUEST_CHARS

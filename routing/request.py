@@ -1,25 +1,15 @@
-"""The request as routing and providers see it: plain data, decoded from the wire by the server."""
+"""The request as routing and providers see it: plain data, decoded from the wire by the server.
+
+Its turns are `fareway.core.content` messages, so a request may carry tools and an agent's
+conversation of tool calls and results.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-
-class Role(StrEnum):
-    """Who wrote a message."""
-
-    USER = "user"
-    ASSISTANT = "assistant"
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    """One turn of the conversation."""
-
-    role: Role
-    content: str
+from fareway.core.content import Message, Role, Tool, ToolChoice
 
 
 @dataclass(frozen=True)
@@ -41,19 +31,27 @@ class Hints:
 
 @dataclass(frozen=True)
 class RouteRequest:
-    """A validated request: non-empty messages ending with a user turn, max_tokens > 0."""
+    """A validated request: non-empty messages ending with a user turn or with tool results,
+    max_tokens > 0, a tool choice only with tools."""
 
-    messages: tuple[ChatMessage, ...]
+    messages: tuple[Message, ...]
     max_tokens: int
     tenant: str
     request_id: str
     system: str = ""
     hints: Hints = Hints()
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
 
     @property
     def query(self) -> str:
-        """The last user turn: the text that routing rules look at."""
-        return self.messages[-1].content
+        """The last user turn's text: the task that routing looks at. In an agent's loop the
+        conversation ends with tool results, and what decides the next step is the task the
+        user set, not a tool's output, so tool and assistant turns after it are passed over."""
+        for message in reversed(self.messages):
+            if message.role is Role.USER:
+                return message.text
+        return self.messages[-1].text
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from fareway.budgets.ledger import BudgetState, Limit, OnExceed
 from fareway.budgets.windows import Window
+from fareway.core.content import ToolCall
 from fareway.core.errors import FieldViolation, InvalidRequest
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import AttemptUsage, Candidate, Decision
-from fareway.routing.request import ChatMessage, Hints, Role, RouteRequest
+from fareway.routing.request import Hints, RouteRequest
+from fareway.server.conversation import decode_tool_choice, decode_tools, decode_turns
 from fareway.v1 import budget_pb2, router_pb2
 
 MAX_REQUEST_ID_LENGTH = 128
 
-_ROLES = {router_pb2.ROLE_USER: Role.USER, router_pb2.ROLE_ASSISTANT: Role.ASSISTANT}
 _WINDOWS = {
     budget_pb2.WINDOW_DAY: Window.DAY,
     budget_pb2.WINDOW_MONTH: Window.MONTH,
@@ -46,21 +47,9 @@ def decode_request(
     violations: list[FieldViolation] = []
     if not message.messages:
         violations.append(FieldViolation("messages", "must not be empty"))
-    turns: list[ChatMessage] = []
-    for i, turn in enumerate(message.messages):
-        role = _ROLES.get(turn.role)
-        if role is None:
-            violations.append(
-                FieldViolation(f"messages[{i}].role", "must be ROLE_USER or ROLE_ASSISTANT")
-            )
-            continue
-        content = turn.content  # each read makes a new str: once, since it may be megabytes
-        # isspace stops at the first other character; strip would copy the whole content.
-        if not content or content.isspace():
-            violations.append(FieldViolation(f"messages[{i}].content", "must not be empty"))
-        turns.append(ChatMessage(role, content))
-    if message.messages and message.messages[-1].role != router_pb2.ROLE_USER:
-        violations.append(FieldViolation("messages", "must end with a ROLE_USER turn"))
+    turns = decode_turns(message.messages, violations)
+    tools = decode_tools(message.tools, violations)
+    tool_choice = decode_tool_choice(message, tools, violations)
     if message.max_tokens == 0:
         violations.append(FieldViolation("max_tokens", "must be greater than 0"))
     if len(message.request_id) > MAX_REQUEST_ID_LENGTH:
@@ -75,12 +64,14 @@ def decode_request(
     if violations:
         raise InvalidRequest(violations)
     return RouteRequest(
-        messages=tuple(turns),
+        messages=turns,
         max_tokens=message.max_tokens,
         tenant=tenant,
         request_id=message.request_id or uuid.uuid4().hex,
         system=message.system,
         hints=hints,
+        tools=tools,
+        tool_choice=tool_choice,
     )
 
 
@@ -209,3 +200,8 @@ def encode_budget(state: BudgetState) -> budget_pb2.Budget:
         latency_target_ms=state.latency_target_ms,
         latency_attainment=state.latency_attainment,
     )
+
+
+def encode_tool_call(call: ToolCall) -> router_pb2.ToolCall:
+    """A complete tool call on the wire."""
+    return router_pb2.ToolCall(id=call.id, name=call.name, arguments_json=call.arguments_json)

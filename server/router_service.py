@@ -16,7 +16,13 @@ from fareway.routing.decision import Decision
 from fareway.routing.request import TenantContext
 from fareway.server.auth import current_principal
 from fareway.server.budget_policy import apply_budget
-from fareway.server.convert import decode_request, encode_decision, encode_model, encode_usage
+from fareway.server.convert import (
+    decode_request,
+    encode_decision,
+    encode_model,
+    encode_tool_call,
+    encode_usage,
+)
 from fareway.server.engine.events import (
     Billed,
     Delta,
@@ -26,6 +32,7 @@ from fareway.server.engine.events import (
     GenerationEvent,
     Hedged,
     Routed,
+    ToolCalled,
 )
 from fareway.server.interceptor import large_request
 from fareway.server.runtime import Runtime
@@ -197,6 +204,8 @@ def encode_event(event: GenerationEvent, trace_id: str) -> router_pb2.GenerateEv
             return router_pb2.GenerateEvent(decision=encode_decision(decision, remaining, trace_id))
         case Delta(text=text):
             return router_pb2.GenerateEvent(delta=router_pb2.TextDelta(text=text))
+        case ToolCalled(call=call):
+            return router_pb2.GenerateEvent(tool_call=encode_tool_call(call))
         case Escalated():
             return router_pb2.GenerateEvent(
                 escalation=router_pb2.Escalation(
@@ -253,10 +262,13 @@ def collect_reply(events: Iterable[router_pb2.GenerateEvent]) -> router_pb2.Comp
             reply.decision.CopyFrom(event.decision)
         elif kind == "delta":
             text.append(event.delta.text)
+        elif kind == "tool_call":
+            reply.tool_calls.append(event.tool_call)
         elif kind == "escalation":
             reply.escalations.append(event.escalation)
             if event.escalation.discard_previous:
                 text.clear()
+                del reply.tool_calls[:]
         elif kind == "fallback":
             reply.fallbacks.append(event.fallback)
         elif kind == "hedge":

@@ -21,10 +21,10 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from fareway.core.content import Message
 from fareway.routing.breaker import Transition, utc_iso
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Decision
-from fareway.routing.request import ChatMessage
 from fareway.telemetry import names
 
 AttributeValue = str | bool | int | float | Sequence[str]
@@ -101,7 +101,7 @@ class Tracing:
         parent: Span,
         model: ModelSpec,
         max_tokens: int,
-        messages: Sequence[ChatMessage],
+        messages: Sequence[Message],
         provider_name: str,
         server_address: str = "",
     ) -> Iterator[Span]:
@@ -121,7 +121,7 @@ class Tracing:
             attributes[names.SERVER_ADDRESS] = server_address
         if self.record_content:
             attributes[names.GEN_AI_INPUT_MESSAGES] = json.dumps(
-                [{"role": m.role.value, "content": m.content} for m in messages]
+                [{"role": m.role.value, "content": m.text} for m in messages]
             )
         span = self._tracer.start_span(
             f"{names.OPERATION_CHAT} {model.provider_model_id}",

@@ -17,11 +17,12 @@ import uuid
 
 from opentelemetry import trace
 
+from fareway.core.content import Message
 from fareway.core.errors import ProviderTimeout
 from fareway.providers.base import ProviderCall
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import estimate_cost_micros
-from fareway.routing.request import ChatMessage, Role, RouteRequest
+from fareway.routing.request import RouteRequest
 from fareway.routing.strategy import Completion
 from fareway.routing.tokens import estimate_prompt_tokens
 from fareway.server.engine.attempt import AttemptJob, AttemptResult, outcome, run_attempt
@@ -42,7 +43,7 @@ async def consult(
     """Ask `model` one question on `request`'s bill; see the module docstring. A failure (a
     ProviderTimeout after `timeout_s`) comes back in the completion with what it used; raises
     BudgetExceeded when the tenant cannot afford the call (nothing is called)."""
-    messages = (ChatMessage(Role.USER, prompt),)
+    messages = (Message.user(prompt),)
     prompt_tokens = estimate_prompt_tokens(system, [prompt])
     bill = Bill(
         wiring.ledger,

@@ -485,6 +485,8 @@ class Run:
             timeout_s=self._remaining(),
             self_assessment=assess,
             logprobs=cascade is not None and cascade.source is ConfidenceSource.LOGPROBS,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
         )
 
     async def _bill_used(self, result: AttemptResult) -> None:

@@ -1,6 +1,7 @@
 """What the engine tells the servicer, as plain frozen dataclasses (no protobuf here).
 
-A request's stream is `Routed`, then the answer's events (`Delta`, `FallbackTaken`, `Billed`,
+A request's stream is `Routed`, then the answer's events (`Delta`, `ToolCalled`,
+`FallbackTaken`, `Billed`,
 and from the later policies `Escalated` and `Hedged`), then `Finished`. The servicer encodes
 each kind exhaustively (`router_service.encode_event`).
 """
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from fareway.core.content import ToolCall
 from fareway.routing.decision import AttemptUsage, Decision
 
 
@@ -27,6 +29,13 @@ class Delta:
     """Answer text."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class ToolCalled:
+    """The model called a tool: one complete call, arguments assembled."""
+
+    call: ToolCall
 
 
 @dataclass(frozen=True)
@@ -83,4 +92,6 @@ class Finished:
     """Why this answer stands where the plan said otherwise ("" when it was followed)."""
 
 
-GenerationEvent = Routed | Delta | Escalated | FallbackTaken | Hedged | Billed | Finished
+GenerationEvent = (
+    Routed | Delta | ToolCalled | Escalated | FallbackTaken | Hedged | Billed | Finished
+)

@@ -16,12 +16,12 @@ from contextlib import AbstractContextManager
 from opentelemetry.trace import Span
 
 from fareway.budgets.ledger import BudgetState
+from fareway.core.content import Message
 from fareway.providers.base import Provider
 from fareway.routing.breaker import CircuitState, Transition
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import AttemptUsage
 from fareway.routing.latency import LatencyStats
-from fareway.routing.request import ChatMessage
 from fareway.server.engine.attempt import AttemptResult
 from fareway.telemetry.setup import Telemetry
 from fareway.telemetry.tracing import (
@@ -54,7 +54,7 @@ class Observer:
         route_span: Span,
         model: ModelSpec,
         max_tokens: int,
-        messages: tuple[ChatMessage, ...],
+        messages: tuple[Message, ...],
     ) -> AbstractContextManager[Span]:
         """The attempt's span, a child of the request's route span (a context manager)."""
         provider = self._providers[model.provider]

@@ -33,6 +33,7 @@ def test_all_lists_the_public_names() -> None:
         "Role",
         "StreamEvent",
         "TextDelta",
+        "ToolCall",
         "TransportLimitExceeded",
         "Unauthenticated",
         "Unavailable",

@@ -18,6 +18,7 @@ from fareway.client import (
     OnExceed,
     Role,
     TextDelta,
+    ToolCall,
     Usage,
     Window,
     convert,
@@ -100,6 +101,9 @@ def test_every_event_kind_decodes_to_its_dataclass() -> None:
         ),
         router_pb2.GenerateEvent(delta=router_pb2.TextDelta(text="Hi")),
         router_pb2.GenerateEvent(
+            tool_call=router_pb2.ToolCall(id="c1", name="add", arguments_json='{"a": 1}')
+        ),
+        router_pb2.GenerateEvent(
             escalation=router_pb2.Escalation(
                 from_model="a", to_model="b", reason="low", confidence=0.2, discard_previous=True
             )
@@ -123,8 +127,13 @@ def test_every_event_kind_decodes_to_its_dataclass() -> None:
     kinds = router_pb2.GenerateEvent.DESCRIPTOR.oneofs_by_name["event"].fields
     assert {e.WhichOneof("event") for e in events} == {f.name for f in kinds}, "one of each"
 
-    decision, delta, escalation, fallback, hedge, usage, done = (convert.event(e) for e in events)
+    decision, delta, call, escalation, fallback, hedge, usage, done = (
+        convert.event(e) for e in events
+    )
 
+    assert call == ToolCall("c1", "add", '{"a": 1}')
+    assert isinstance(call, ToolCall)
+    assert call.arguments() == {"a": 1}
     assert isinstance(decision, Decision)
     assert decision.budget_remaining_micros is None, "unset on the wire means uncapped"
     assert [c.eligible for c in decision.candidates] == [True, False]

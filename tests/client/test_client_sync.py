@@ -209,7 +209,7 @@ def test_malformed_requests_raise_invalid_argument_with_field_violations(
 
     assert unary.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "greater than 0" in unary.value.field_violations["max_tokens"]
-    assert "end with a ROLE_USER turn" in unary.value.field_violations["messages"]
+    assert "end with a ROLE_USER or ROLE_TOOL turn" in unary.value.field_violations["messages"]
     assert "known: fast, balanced, powerful" in streamed.value.field_violations["hints.tier"]
     assert server.ledger() == (0, 0)
 

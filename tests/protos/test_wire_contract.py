@@ -29,6 +29,7 @@ PUBLISHED = {
         "usage": 5,
         "done": 6,
         "hedge": 7,
+        "tool_call": 8,
     },
     "RoutingHints": {
         "strategy": 1,
@@ -53,7 +54,21 @@ PUBLISHED = {
         "escalations": 7,
         "fallbacks": 8,
         "hedges": 9,
+        "tool_calls": 10,
     },
+    "Message": {"role": 1, "content": 2, "tool_calls": 3, "tool_call_id": 4},
+    "GenerateRequest": {
+        "messages": 1,
+        "system": 2,
+        "max_tokens": 3,
+        "hints": 4,
+        "request_id": 5,
+        "tools": 6,
+        "tool_choice": 7,
+    },
+    "Tool": {"name": 1, "description": 2, "input_schema_json": 3},
+    "ToolChoice": {"mode": 1, "name": 2},
+    "ToolCall": {"id": 1, "name": 2, "arguments_json": 3},
 }
 
 

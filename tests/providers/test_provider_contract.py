@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from fareway.core.content import Message
 from fareway.core.errors import (
     Overloaded,
     ProviderError,
@@ -25,7 +26,6 @@ from fareway.core.errors import (
     RateLimited,
 )
 from fareway.providers.base import Finish, Provider, ProviderEvent, TextChunk, UsageReport
-from fareway.routing.request import ChatMessage, Role
 from tests.fakes.http_server import Hang, HttpError, LoopbackServer
 from tests.providers.upstreams import (
     API_KEY,
@@ -117,9 +117,9 @@ async def test_request_body_carries_model_limit_system_and_roles(
     upstream: Upstream, fake: LoopbackServer[Any], provider: Provider
 ) -> None:
     messages = (
-        ChatMessage(Role.USER, "What is 2+2?"),
-        ChatMessage(Role.ASSISTANT, "4"),
-        ChatMessage(Role.USER, "And 3+3?"),
+        Message.user("What is 2+2?"),
+        Message.assistant("4"),
+        Message.user("And 3+3?"),
     )
 
     call = upstream.call(system="Answer tersely.", messages=messages, max_tokens=77)

@@ -8,10 +8,10 @@ import asyncio
 import pytest
 
 from fareway.core.clock import ManualClock
+from fareway.core.content import Message
 from fareway.core.errors import ProviderError, RateLimited
 from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk, UsageReport
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.request import ChatMessage, Role
 from tests.fakes.scripted import (
     Fail,
     Gate,
@@ -29,7 +29,7 @@ STRONG = model("strong-model", tier="powerful")
 
 
 def call(model: ModelSpec = FAST, text: str = "hi") -> ProviderCall:
-    return ProviderCall(model, "", (ChatMessage(Role.USER, text),), 100)
+    return ProviderCall(model, "", (Message.user(text),), 100)
 
 
 async def test_events_are_played_as_scripted_and_the_call_is_recorded() -> None:
@@ -167,7 +167,7 @@ def test_a_call_beyond_the_scripts_fails_the_test_at_once() -> None:
 
 
 async def test_a_handler_sees_the_call() -> None:
-    provider = ScriptedProvider(lambda c: answer(c.messages[-1].content.upper()))
+    provider = ScriptedProvider(lambda c: answer(c.messages[-1].text.upper()))
 
     events = await collect(provider, call(text="shout"))
 

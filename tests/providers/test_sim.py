@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from fareway.config.loader import load_config
 from fareway.config.schema import SimSettings
 from fareway.core.clock import ManualClock
+from fareway.core.content import Message
 from fareway.core.errors import (
     Overloaded,
     ProviderError,
@@ -31,14 +32,13 @@ from fareway.providers.sim import (
     SimStall,
 )
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.request import ChatMessage, Role
 from tests.providers.upstreams import collect_until_error
 
 HAIKU: ModelSpec = load_config().models[0].spec()
 
 
 def call(text: str = "What is fareway?", max_tokens: int = 1000) -> ProviderCall:
-    return ProviderCall(HAIKU, "", (ChatMessage(Role.USER, text),), max_tokens)
+    return ProviderCall(HAIKU, "", (Message.user(text),), max_tokens)
 
 
 async def run(provider: SimProvider, request: ProviderCall) -> list[ProviderEvent]:
@@ -113,7 +113,7 @@ def assessed(
     return ProviderCall(
         HAIKU,
         with_instruction(system),
-        (ChatMessage(Role.USER, text),),
+        (Message.user(text),),
         max_tokens,
         self_assessment=True,
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from fareway.core.clock import ManualClock
+from fareway.core.content import Message
 from fareway.core.errors import (
     Overloaded,
     ProviderError,
@@ -35,7 +36,6 @@ from fareway.providers.base import (
 )
 from fareway.providers.sim import FailureKind, SimFailure, SimProfile, SimProvider
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.request import ChatMessage, Role
 from tests.fakes.scripted import ScriptedProvider, answer, broken, model
 from tests.providers.upstreams import collect, collect_until_error
 
@@ -54,7 +54,7 @@ class InProcess:
     failing: Failing
 
 
-CALL = ProviderCall(MODEL, "", (ChatMessage(Role.USER, "What is fareway?"),), 256)
+CALL = ProviderCall(MODEL, "", (Message.user("What is fareway?"),), 256)
 
 
 def _sim(profile: SimProfile) -> Provider:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fareway.budgets.pricing import Price
+from fareway.core.content import Message
 from fareway.providers.anthropic import AnthropicProvider
 from fareway.providers.base import Provider, ProviderCall, ProviderEvent
 from fareway.providers.openai import OpenAIProvider
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.request import ChatMessage, Role
 from tests.fakes import anthropic_server, openai_server
 from tests.fakes.http_server import HttpError, Streamed
 
@@ -68,7 +68,7 @@ class Upstream:
         self,
         *,
         system: str = "",
-        messages: tuple[ChatMessage, ...] = (ChatMessage(Role.USER, "hi"),),
+        messages: tuple[Message, ...] = (Message.user("hi"),),
         max_tokens: int = 256,
         timeout_s: float | None = None,
     ) -> ProviderCall:

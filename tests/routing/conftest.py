@@ -7,9 +7,10 @@ import pytest
 
 from fareway.config.loader import load_config
 from fareway.config.schema import FarewayConfig
+from fareway.core.content import Message
 from fareway.routing.catalog import Catalog
 from fareway.routing.embedders import EmbedderPool
-from fareway.routing.request import ChatMessage, Hints, Role, RouteRequest
+from fareway.routing.request import Hints, RouteRequest
 from fareway.routing.router import Router, TenantPolicy
 from fareway.routing.strategy import Strategy, StrategyContext
 
@@ -60,7 +61,7 @@ def make_request() -> MakeRequest:
         **hints: Any,
     ) -> RouteRequest:
         return RouteRequest(
-            messages=(ChatMessage(Role.USER, text),),
+            messages=(Message.user(text),),
             max_tokens=max_tokens,
             tenant=tenant,
             request_id="req-1",

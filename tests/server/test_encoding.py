@@ -14,8 +14,9 @@ from typing import Any, get_args
 import pytest
 
 from fareway.config.loader import load_config
+from fareway.core.content import Message, ToolCall
 from fareway.routing.decision import AttemptUsage, Candidate, Decision
-from fareway.routing.request import ChatMessage, Role, RouteRequest
+from fareway.routing.request import RouteRequest
 from fareway.server.engine.events import (
     Billed,
     Delta,
@@ -25,6 +26,7 @@ from fareway.server.engine.events import (
     GenerationEvent,
     Hedged,
     Routed,
+    ToolCalled,
 )
 from fareway.server.router_service import collect_reply, encode_event
 from fareway.v1 import router_pb2
@@ -49,7 +51,7 @@ class ScriptedGeneration:
 def a_decision(signals: dict[str, float] | None = None) -> Decision:
     """A decision for the default catalog's first model."""
     model = load_config().models[0].spec()
-    request = RouteRequest((ChatMessage(Role.USER, "hi"),), 100, "demo", "req-1")
+    request = RouteRequest((Message.user("hi"),), 100, "demo", "req-1")
     return Decision(request, "rules", "because", (Candidate(model, 0.9),), (), 3, signals or {})
 
 
@@ -59,6 +61,7 @@ def one_of_each() -> dict[type[Any], tuple[GenerationEvent, str]]:
     events: list[tuple[GenerationEvent, str]] = [
         (Routed(a_decision({"learned.strong_score": 0.25}), 500), "decision"),
         (Delta("Hi"), "delta"),
+        (ToolCalled(ToolCall("call_1", "add", '{"a": 1}')), "tool_call"),
         (Escalated("fast-1", "big-1", "low confidence", 0.4, True), "escalation"),
         (FallbackTaken("fast-1", "big-1", "overloaded: 529"), "fallback"),
         (Hedged("fast-1", "big-1", 750, "big-1"), "hedge"),
@@ -82,6 +85,7 @@ def test_every_field_of_the_new_events_reaches_the_wire() -> None:
     samples = one_of_each()
 
     escalation = encode_event(samples[Escalated][0], "").escalation
+    tool_call = encode_event(samples[ToolCalled][0], "").tool_call
     hedge = encode_event(samples[Hedged][0], "").hedge
     done = encode_event(samples[Finished][0], "").done
     decision = encode_event(samples[Routed][0], "abc").decision
@@ -93,6 +97,7 @@ def test_every_field_of_the_new_events_reaches_the_wire() -> None:
         confidence=0.4,
         discard_previous=True,
     )
+    assert tool_call == router_pb2.ToolCall(id="call_1", name="add", arguments_json='{"a": 1}')
     assert hedge == router_pb2.Hedge(
         from_model="fast-1", to_model="big-1", after_ms=750, winner="big-1"
     )

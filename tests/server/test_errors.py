@@ -58,7 +58,7 @@ USER, ASSISTANT = router_pb2.ROLE_USER, router_pb2.ROLE_ASSISTANT
                 messages=[message(USER, "hi"), message(ASSISTANT, "hello")], max_tokens=10
             ),
             "messages",
-            "end with a ROLE_USER turn",
+            "end with a ROLE_USER or ROLE_TOOL turn",
         ),
         (
             router_pb2.GenerateRequest(messages=[message(USER, "  ")], max_tokens=10),

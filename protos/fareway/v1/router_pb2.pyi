@@ -12,17 +12,63 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_UNSPECIFIED: _ClassVar[Role]
     ROLE_USER: _ClassVar[Role]
     ROLE_ASSISTANT: _ClassVar[Role]
+    ROLE_TOOL: _ClassVar[Role]
 ROLE_UNSPECIFIED: Role
 ROLE_USER: Role
 ROLE_ASSISTANT: Role
+ROLE_TOOL: Role
 
 class Message(_message.Message):
-    __slots__ = ("role", "content")
+    __slots__ = ("role", "content", "tool_calls", "tool_call_id")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_ID_FIELD_NUMBER: _ClassVar[int]
     role: Role
     content: str
-    def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[str] = ...) -> None: ...
+    tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
+    tool_call_id: str
+    def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., tool_call_id: _Optional[str] = ...) -> None: ...
+
+class Tool(_message.Message):
+    __slots__ = ("name", "description", "input_schema_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    input_schema_json: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., input_schema_json: _Optional[str] = ...) -> None: ...
+
+class ToolChoice(_message.Message):
+    __slots__ = ("mode", "name")
+    class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        MODE_UNSPECIFIED: _ClassVar[ToolChoice.Mode]
+        MODE_AUTO: _ClassVar[ToolChoice.Mode]
+        MODE_ANY: _ClassVar[ToolChoice.Mode]
+        MODE_NONE: _ClassVar[ToolChoice.Mode]
+        MODE_TOOL: _ClassVar[ToolChoice.Mode]
+    MODE_UNSPECIFIED: ToolChoice.Mode
+    MODE_AUTO: ToolChoice.Mode
+    MODE_ANY: ToolChoice.Mode
+    MODE_NONE: ToolChoice.Mode
+    MODE_TOOL: ToolChoice.Mode
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    mode: ToolChoice.Mode
+    name: str
+    def __init__(self, mode: _Optional[_Union[ToolChoice.Mode, str]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ToolCall(_message.Message):
+    __slots__ = ("id", "name", "arguments_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    arguments_json: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., arguments_json: _Optional[str] = ...) -> None: ...
 
 class RoutingHints(_message.Message):
     __slots__ = ("strategy", "step_type", "model", "tier", "max_cost_micros", "latency_target_ms", "required_capabilities", "labels", "cascade_mode")
@@ -54,18 +100,22 @@ class RoutingHints(_message.Message):
     def __init__(self, strategy: _Optional[str] = ..., step_type: _Optional[str] = ..., model: _Optional[str] = ..., tier: _Optional[str] = ..., max_cost_micros: _Optional[int] = ..., latency_target_ms: _Optional[int] = ..., required_capabilities: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., cascade_mode: _Optional[str] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("messages", "system", "max_tokens", "hints", "request_id")
+    __slots__ = ("messages", "system", "max_tokens", "hints", "request_id", "tools", "tool_choice")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     HINTS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CHOICE_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     system: str
     max_tokens: int
     hints: RoutingHints
     request_id: str
-    def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., system: _Optional[str] = ..., max_tokens: _Optional[int] = ..., hints: _Optional[_Union[RoutingHints, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    tools: _containers.RepeatedCompositeFieldContainer[Tool]
+    tool_choice: ToolChoice
+    def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., system: _Optional[str] = ..., max_tokens: _Optional[int] = ..., hints: _Optional[_Union[RoutingHints, _Mapping]] = ..., request_id: _Optional[str] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("model", "tier", "score", "excluded_reason")
@@ -188,7 +238,7 @@ class Done(_message.Message):
     def __init__(self, stop_reason: _Optional[str] = ..., total: _Optional[_Union[Usage, _Mapping]] = ..., ttft_ms: _Optional[int] = ..., signals: _Optional[_Mapping[str, float]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GenerateEvent(_message.Message):
-    __slots__ = ("decision", "delta", "escalation", "fallback", "usage", "done", "hedge")
+    __slots__ = ("decision", "delta", "escalation", "fallback", "usage", "done", "hedge", "tool_call")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     ESCALATION_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +246,7 @@ class GenerateEvent(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     HEDGE_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_FIELD_NUMBER: _ClassVar[int]
     decision: RouteDecision
     delta: TextDelta
     escalation: Escalation
@@ -203,10 +254,11 @@ class GenerateEvent(_message.Message):
     usage: Usage
     done: Done
     hedge: Hedge
-    def __init__(self, decision: _Optional[_Union[RouteDecision, _Mapping]] = ..., delta: _Optional[_Union[TextDelta, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., fallback: _Optional[_Union[Fallback, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., hedge: _Optional[_Union[Hedge, _Mapping]] = ...) -> None: ...
+    tool_call: ToolCall
+    def __init__(self, decision: _Optional[_Union[RouteDecision, _Mapping]] = ..., delta: _Optional[_Union[TextDelta, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., fallback: _Optional[_Union[Fallback, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., hedge: _Optional[_Union[Hedge, _Mapping]] = ..., tool_call: _Optional[_Union[ToolCall, _Mapping]] = ...) -> None: ...
 
 class CompleteResponse(_message.Message):
-    __slots__ = ("decision", "text", "stop_reason", "usage", "total", "ttft_ms", "escalations", "fallbacks", "hedges")
+    __slots__ = ("decision", "text", "stop_reason", "usage", "total", "ttft_ms", "escalations", "fallbacks", "hedges", "tool_calls")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +268,7 @@ class CompleteResponse(_message.Message):
     ESCALATIONS_FIELD_NUMBER: _ClassVar[int]
     FALLBACKS_FIELD_NUMBER: _ClassVar[int]
     HEDGES_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     decision: RouteDecision
     text: str
     stop_reason: str
@@ -225,7 +278,8 @@ class CompleteResponse(_message.Message):
     escalations: _containers.RepeatedCompositeFieldContainer[Escalation]
     fallbacks: _containers.RepeatedCompositeFieldContainer[Fallback]
     hedges: _containers.RepeatedCompositeFieldContainer[Hedge]
-    def __init__(self, decision: _Optional[_Union[RouteDecision, _Mapping]] = ..., text: _Optional[str] = ..., stop_reason: _Optional[str] = ..., usage: _Optional[_Iterable[_Union[Usage, _Mapping]]] = ..., total: _Optional[_Union[Usage, _Mapping]] = ..., ttft_ms: _Optional[int] = ..., escalations: _Optional[_Iterable[_Union[Escalation, _Mapping]]] = ..., fallbacks: _Optional[_Iterable[_Union[Fallback, _Mapping]]] = ..., hedges: _Optional[_Iterable[_Union[Hedge, _Mapping]]] = ...) -> None: ...
+    tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
+    def __init__(self, decision: _Optional[_Union[RouteDecision, _Mapping]] = ..., text: _Optional[str] = ..., stop_reason: _Optional[str] = ..., usage: _Optional[_Iterable[_Union[Usage, _Mapping]]] = ..., total: _Optional[_Union[Usage, _Mapping]] = ..., ttft_ms: _Optional[int] = ..., escalations: _Optional[_Iterable[_Union[Escalation, _Mapping]]] = ..., fallbacks: _Optional[_Iterable[_Union[Fallback, _Mapping]]] = ..., hedges: _Optional[_Iterable[_Union[Hedge, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

@@ -19,6 +19,7 @@ from fareway.budgets.memory import MemoryLedger
 from fareway.budgets.pricing import Price
 from fareway.budgets.windows import Window
 from fareway.core.clock import ManualClock
+from fareway.core.content import Message
 from fareway.core.errors import FarewayError
 from fareway.providers.base import ProviderCall
 from fareway.routing.breaker import CircuitBreaker
@@ -33,7 +34,7 @@ from fareway.routing.decision import (
     Plan,
 )
 from fareway.routing.latency import LatencyStats
-from fareway.routing.request import ChatMessage, Role, RouteRequest
+from fareway.routing.request import RouteRequest
 from fareway.server.engine.engine import Engine, Run
 from fareway.server.engine.events import Billed, GenerationEvent
 from fareway.telemetry.setup import Telemetry
@@ -139,7 +140,7 @@ async def rig(scripts: Mapping[str, Sequence[Script]], cap_micros: int = CAP_MIC
 
 def decide(*models: ModelSpec, plan: Plan | None = None) -> Decision:
     """A decision for the first model, the others as the plan's fallback order (or `plan`)."""
-    request = RouteRequest((ChatMessage(Role.USER, "hi"),), MAX_TOKENS, TENANT, "req-1")
+    request = RouteRequest((Message.user("hi"),), MAX_TOKENS, TENANT, "req-1")
     ranked = tuple(Candidate(m, 1.0) for m in models)
     return Decision(
         request,

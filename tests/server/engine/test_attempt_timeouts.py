@@ -9,10 +9,10 @@ from collections.abc import AsyncGenerator, Sequence
 
 from fareway.budgets.pricing import Price
 from fareway.core.clock import ManualClock
+from fareway.core.content import Message
 from fareway.core.errors import ProviderTimeout
 from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk
 from fareway.routing.catalog import ModelSpec
-from fareway.routing.request import ChatMessage, Role
 from fareway.server.engine.attempt import AttemptJob, AttemptResult, Meter, run_attempt
 from fareway.server.engine.events import Delta
 
@@ -68,7 +68,7 @@ async def run(
     async def send(delta: Delta) -> None:
         sent.append(delta.text)
 
-    call = ProviderCall(MODEL, "", (ChatMessage(Role.USER, "hi"),), 100, timeout_s)
+    call = ProviderCall(MODEL, "", (Message.user("hi"),), 100, timeout_s)
     job = AttemptJob(call, prompt_tokens=1, first_token_timeout_s=first_token_timeout_s)
     result = await run_attempt(job, provider, ManualClock(), send, Meter(MODEL, 1), lambda: None)
     return result, sent
