@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
@@ -34,18 +35,31 @@ from sim_config import sim_config  # this folder: see sim_config's docstring
 import fareway.server
 from fareway.budgets.ledger import RateLimit
 from fareway.core.clock import SystemClock
-from fareway.core.content import Message
 from fareway.routing.request import RouteRequest
 from fareway.routing.router import TenantPolicy
 from fareway.server.router_service import encode_event
 from fareway.server.runtime import Runtime, build_runtime
 from fareway.telemetry.setup import Telemetry
 
+try:
+    from fareway.core.content import Message
+
+    def user_turn(text: str) -> Any:
+        """A user turn of the checkout under test."""
+        return Message.user(text)
+
+except ImportError:  # a checkout from before the content model (issue 12's baseline)
+    from fareway.routing.request import ChatMessage, Role  # type: ignore[attr-defined]
+
+    def user_turn(text: str) -> Any:
+        """A user turn of the checkout under test."""
+        return ChatMessage(Role.USER, text)
+
 
 async def one_stream(runtime: Runtime, index: int) -> int:
     """Decide and stream one request; the number of events it produced."""
     request = RouteRequest(
-        (Message.user(f"Name a colour, please ({index})."),), 4000, "bench", str(index)
+        (user_turn(f"Name a colour, please ({index})."),), 4000, "bench", str(index)
     )
     decision = await runtime.router.decide(request, TenantPolicy(strategy="rules"))
     tracing = runtime.telemetry.tracing
