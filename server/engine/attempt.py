@@ -1,5 +1,6 @@
-"""One model attempt, run as its own task: it drives the provider's stream, sends the text to
-the engine's channel, and ends in a frozen `AttemptResult` that says what happened.
+"""One model attempt, run as its own task: it drives the provider's stream, sends the answer
+(text and tool calls, in the order the model produced them) to the engine's channel, and ends
+in a frozen `AttemptResult` that says what happened.
 
 Guarantees:
 - The result is the only report: nobody learns of a failure from a flag set on a shared object.
@@ -13,6 +14,11 @@ Guarantees:
 - While it streams, `Meter` holds what it has used so far, for the bill's checkpoints.
 - An attempt racing another (a hedge) asks its `claim` at its first token and stops, as if
   cancelled, when the other answered first; its first piece is still metered (it was used).
+- A tool call is output like text: the first one may be the first token (for the time to first
+  token, the first-token limit, a hedge's claim and the fallback policy, an attempt that
+  called a tool has answered), it goes out as `ToolCalled` in order with the text, it is
+  metered (its arguments count as output where the provider reports no usage) and the result
+  carries it.
 
 The first-token limit runs on the event loop's clock, like the SDKs' own timeouts: the injected
 clock's `sleep` returns at once under test, so it cannot time a stall. The other timings are on
@@ -27,15 +33,19 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from fareway.core.clock import Clock
+from fareway.core.content import ToolCall
 from fareway.core.errors import ProviderError, ProviderTimeout
-from fareway.providers.base import Finish, Provider, ProviderCall, TextChunk, UsageReport
+from fareway.providers.base import Finish, Provider, ProviderCall, TextChunk, ToolUse, UsageReport
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import AttemptUsage
 from fareway.routing.tokens import estimate_tokens
-from fareway.server.engine.events import Delta
+from fareway.server.engine.events import Delta, ToolCalled
 
-Send = Callable[[Delta], Awaitable[None]]
-"""Puts one piece of text on the engine's channel (waiting while the channel is full)."""
+Output = Delta | ToolCalled
+"""One piece of an answer: text, or a complete tool call."""
+
+Send = Callable[[Output], Awaitable[None]]
+"""Puts one piece of the answer on the engine's channel (waiting while the channel is full)."""
 
 Claim = Callable[[], Awaitable[bool]]
 """Asked once, when an attempt's first token arrives, whether it may answer: False when
@@ -45,7 +55,8 @@ another attempt answered first (a hedge's race), and the attempt then stops."""
 @dataclass(frozen=True)
 class AttemptResult:
     """How one attempt ended. `error` is None for a complete answer and for a cancelled one;
-    `first_token_at` (injected clock, monotonic) is None when no text came."""
+    `first_token_at` (injected clock, monotonic) is None when no output (text or tool call)
+    came; `tool_calls` are the tools the answer called, in order."""
 
     model: ModelSpec
     usage: AttemptUsage
@@ -56,6 +67,7 @@ class AttemptResult:
     response_id: str = ""
     response_model: str = ""
     text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
     error: ProviderError | None = None
     out_of_time: bool = False
     """The provider timed out once the call's own deadline had passed: the caller's time ran
@@ -80,13 +92,14 @@ class AttemptResult:
 
 
 class Meter:
-    """What a running attempt has used so far: its text and the provider's last usage figures.
-    Written only by the attempt's task; read by the bill for checkpoints."""
+    """What a running attempt has used so far: its text, its tool calls and the provider's last
+    usage figures. Written only by the attempt's task; read by the bill for checkpoints."""
 
     def __init__(self, model: ModelSpec, prompt_tokens: int) -> None:
         self.model = model
         self._prompt_tokens = prompt_tokens
         self.pieces: list[str] = []
+        self.calls: list[ToolCall] = []
         self.reported: UsageReport | None = None
         self.stop_reason = ""
         self.logprob_sum = 0.0
@@ -99,8 +112,11 @@ class Meter:
     def usage(self) -> AttemptUsage:
         """The provider's figures; where a stream was cut before its final count, or a server
         never reports usage (some OpenAI-compatible ones ignore include_usage), at least a
-        conservative estimate from the prompt and the text that was streamed."""
+        conservative estimate from the prompt and what was streamed: the text, and each tool
+        call's name and arguments (the model generated those too)."""
         text = "".join(self.pieces)
+        if self.calls:
+            text = "\n".join([text, *(f"{c.name}({c.arguments_json})" for c in self.calls)])
         reported = self.reported
         input_tokens = reported.input_tokens if reported else 0
         output_tokens = reported.output_tokens if reported else 0
@@ -161,26 +177,33 @@ async def run_attempt(
             aclosing(provider.stream(job.call)) as events,
         ):
             async for event in events:
+                piece: Output
                 if isinstance(event, TextChunk):
                     meter.pieces.append(event.text)
                     if event.logprobs:
                         meter.logprob_sum += sum(event.logprobs)
                         meter.logprob_count += len(event.logprobs)
-                    if first_token_at is None:
-                        first_token_at = clock.monotonic()
-                        # Off before the text goes out: a late expiry would otherwise cut a
-                        # stream that already answered.
-                        first_token.reschedule(None)
-                        if job.claim is not None and not await job.claim():
-                            cancelled = True  # another attempt answered first: stop here
-                            break
-                    await send(Delta(event.text))
-                    on_piece()
-                elif isinstance(event, UsageReport):
-                    meter.reported = event
-                elif isinstance(event, Finish):
-                    meter.stop_reason = event.stop_reason
-                    response = (event.response_id, event.response_model)
+                    piece = Delta(event.text)
+                elif isinstance(event, ToolUse):
+                    meter.calls.append(event.call)
+                    piece = ToolCalled(event.call)
+                else:
+                    if isinstance(event, UsageReport):
+                        meter.reported = event
+                    elif isinstance(event, Finish):
+                        meter.stop_reason = event.stop_reason
+                        response = (event.response_id, event.response_model)
+                    continue
+                if first_token_at is None:
+                    first_token_at = clock.monotonic()
+                    # Off before the output goes out: a late expiry would otherwise cut a
+                    # stream that already answered.
+                    first_token.reschedule(None)
+                    if job.claim is not None and not await job.claim():
+                        cancelled = True  # another attempt answered first: stop here
+                        break
+                await send(piece)
+                on_piece()
     except ProviderTimeout as timeout:
         error = timeout
         # The SDK was given the call's remaining time: a timeout that late is the caller's.
@@ -206,6 +229,7 @@ async def run_attempt(
         response_id=response[0],
         response_model=response[1],
         text="".join(meter.pieces),
+        tool_calls=tuple(meter.calls),
         error=error,
         out_of_time=out_of_time,
         cancelled=cancelled,

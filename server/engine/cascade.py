@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from fareway.providers.assessment import AssessmentParser
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Cascade, CascadeMode, ConfidenceSource
-from fareway.server.engine.attempt import AttemptResult, Send
+from fareway.server.engine.attempt import AttemptResult, Output, Send
 from fareway.server.engine.events import Delta
 from fareway.server.engine.fallback import Afford
 
@@ -35,7 +35,8 @@ SIGNAL = "cascade.confidence"
 
 
 class Answer:
-    """One cascade attempt's text on its way to the caller (see the module docstring)."""
+    """One cascade attempt's answer (text and tool calls) on its way to the caller (see the
+    module docstring)."""
 
     def __init__(self, cascade: Cascade, send: Send) -> None:
         self._send = send
@@ -44,20 +45,26 @@ class Answer:
         self._parser = (
             AssessmentParser() if cascade.source is ConfidenceSource.SELF_ASSESSMENT else None
         )
-        self._shown: list[str] = []  # what the caller may see: the tail stripped
+        self._shown: list[Output] = []  # what the caller may see: the tail stripped
         self._sent = 0  # how many of those pieces the caller holds
 
     @property
     def streamed(self) -> bool:
-        """Whether the caller holds text of this answer."""
+        """Whether the caller holds part of this answer (text or a tool call)."""
         return self._sent > 0
 
-    async def send(self, delta: Delta) -> None:
-        """Take the next piece of the attempt's text (the attempt's `send`)."""
-        text = self._parser.feed(delta.text) if self._parser is not None else delta.text
-        if not text:
+    async def send(self, piece: Output) -> None:
+        """Take the next piece of the attempt's answer (the attempt's `send`). A tool call is
+        held or sent like text; only text passes the self-assessment parser (the tail is text
+        at the end of the answer)."""
+        if isinstance(piece, Delta) and self._parser is not None:
+            text = self._parser.feed(piece.text)
+            if not text:
+                return
+            piece = Delta(text)
+        elif isinstance(piece, Delta) and not piece.text:
             return
-        self._shown.append(text)
+        self._shown.append(piece)
         if not self._buffered:
             await self._flush()
 
@@ -68,7 +75,7 @@ class Answer:
             return math.exp(mean) if mean is not None else None
         tail = self._parser.finish()
         if tail.rest:
-            self._shown.append(tail.rest)
+            self._shown.append(Delta(tail.rest))
         return tail.confidence
 
     def discard(self) -> None:
@@ -83,7 +90,7 @@ class Answer:
         while self._sent < len(self._shown):
             piece = self._shown[self._sent]
             self._sent += 1
-            await self._send(Delta(piece))
+            await self._send(piece)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,13 @@ from fareway.routing.decision import estimate_cost_micros
 from fareway.routing.request import RouteRequest
 from fareway.routing.strategy import Completion
 from fareway.routing.tokens import estimate_prompt_tokens
-from fareway.server.engine.attempt import AttemptJob, AttemptResult, outcome, run_attempt
+from fareway.server.engine.attempt import (
+    AttemptJob,
+    AttemptResult,
+    Output,
+    outcome,
+    run_attempt,
+)
 from fareway.server.engine.bill import Bill
 from fareway.server.engine.events import Delta
 from fareway.server.engine.wiring import Wiring
@@ -61,8 +67,10 @@ async def consult(
     meter = bill.meter(model)
     pieces: list[str] = []
 
-    async def collect(delta: Delta) -> None:
-        pieces.append(delta.text)
+    async def collect(piece: Output) -> None:
+        # The call offers no tools, so its answer is text: anything else is not the answer.
+        if isinstance(piece, Delta):
+            pieces.append(piece.text)
 
     route_span = trace.get_current_span()
     observer = wiring.observer

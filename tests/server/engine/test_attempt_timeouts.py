@@ -13,7 +13,7 @@ from fareway.core.content import Message
 from fareway.core.errors import ProviderTimeout
 from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk
 from fareway.routing.catalog import ModelSpec
-from fareway.server.engine.attempt import AttemptJob, AttemptResult, Meter, run_attempt
+from fareway.server.engine.attempt import AttemptJob, AttemptResult, Meter, Output, run_attempt
 from fareway.server.engine.events import Delta
 
 MODEL = ModelSpec(
@@ -65,8 +65,9 @@ async def run(
     """One attempt of fast-1 on `provider`: its result and the pieces it sent."""
     sent: list[str] = []
 
-    async def send(delta: Delta) -> None:
-        sent.append(delta.text)
+    async def send(piece: Output) -> None:
+        assert isinstance(piece, Delta), "Paced streams text only"
+        sent.append(piece.text)
 
     call = ProviderCall(MODEL, "", (Message.user("hi"),), 100, timeout_s)
     job = AttemptJob(call, prompt_tokens=1, first_token_timeout_s=first_token_timeout_s)
