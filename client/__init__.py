@@ -7,6 +7,13 @@
             if isinstance(event, TextDelta):
                 print(event.text, end="")
 
+Agents offer tools and send their results back as turns of the conversation:
+
+    answer = client.complete("Use the calculator: 2 + 3?", tools=[calculator])
+    results = [Turn.tool(call.id, run(call)) for call in answer.tool_calls]
+    final = client.complete([Turn.user("Use the calculator: 2 + 3?"), answer.turn, *results],
+                            tools=[calculator])
+
 Results are frozen dataclasses (`fareway.client.types`); failed calls raise the exceptions of
 `fareway.client.errors` (its docstring draws the tree). RESOURCE_EXHAUSTED is two of them:
 `ResourceExhausted` when fareway refused for a budget, rate or cost ceiling (it carries a
@@ -48,7 +55,9 @@ from fareway.client.types import (
     Role,
     StreamEvent,
     TextDelta,
+    Tool,
     ToolCall,
+    Turn,
     Usage,
     Window,
 )
@@ -80,8 +89,10 @@ __all__ = [
     "Role",
     "StreamEvent",
     "TextDelta",
+    "Tool",
     "ToolCall",
     "TransportLimitExceeded",
+    "Turn",
     "Unauthenticated",
     "Unavailable",
     "UnexpectedStatus",

@@ -54,8 +54,8 @@ class AsyncClient:
     def generate(
         self, prompt: Prompt, *, timeout_s: float | None = None, **options: Unpack[RequestOptions]
     ) -> AsyncGenerator[StreamEvent, None]:
-        """Route `prompt`, then stream the answer: a Decision first, then TextDelta, Usage,
-        Escalation, Fallback and Hedge events as they happen, and a Done last.
+        """Route `prompt`, then stream the answer: a Decision first, then TextDelta, ToolCall,
+        Usage, Escalation, Fallback and Hedge events as they happen, and a Done last.
 
         The call starts on the first `__anext__`. `aclose()` on the iterator cancels it, as
         does breaking out of the loop (once the iterator is collected; use

@@ -5,10 +5,11 @@ Both clients call these, so each translation is written once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC
 from types import MappingProxyType
-from typing import Unpack
+from typing import Any, Unpack
 
 from fareway.client.types import (
     Budget,
@@ -27,7 +28,9 @@ from fareway.client.types import (
     Role,
     StreamEvent,
     TextDelta,
+    Tool,
     ToolCall,
+    Turn,
     Usage,
     Window,
 )
@@ -36,7 +39,17 @@ from fareway.v1 import budget_pb2, router_pb2
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_MAX_TOKENS = 1024
 
-_ROLES = {Role.USER: router_pb2.ROLE_USER, Role.ASSISTANT: router_pb2.ROLE_ASSISTANT}
+_ROLES = {
+    Role.USER: router_pb2.ROLE_USER,
+    Role.ASSISTANT: router_pb2.ROLE_ASSISTANT,
+    Role.TOOL: router_pb2.ROLE_TOOL,
+}
+# The `tool_choice` values that are modes; any other non-empty value names the tool to call.
+TOOL_CHOICE_MODES = {
+    "auto": router_pb2.ToolChoice.MODE_AUTO,
+    "any": router_pb2.ToolChoice.MODE_ANY,
+    "none": router_pb2.ToolChoice.MODE_NONE,
+}
 _WINDOWS = {
     Window.DAY: budget_pb2.WINDOW_DAY,
     Window.MONTH: budget_pb2.WINDOW_MONTH,
@@ -63,8 +76,9 @@ def generate_request(
 ) -> router_pb2.GenerateRequest:
     """The GenerateRequest for `prompt` with these options (see RequestOptions).
 
-    Raises TypeError for an unknown option and ValueError for an unknown role; everything else
-    the server checks, and reports as InvalidArgument."""
+    Raises TypeError for an unknown option, ValueError for an unknown role or a tool definition
+    that `Tool.from_mapping` refuses; everything else (a result without its call, a choice
+    naming no tool) the server checks, and reports as InvalidArgument."""
     unknown = sorted(options.keys() - RequestOptions.__annotations__.keys())
     if unknown:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
@@ -83,27 +97,59 @@ def generate_request(
     latency_target = options.get("latency_target_ms")
     if latency_target is not None:
         hints.latency_target_ms = latency_target
-    return router_pb2.GenerateRequest(
+    request = router_pb2.GenerateRequest(
         messages=_messages(prompt),
         system=options.get("system", ""),
         max_tokens=options.get("max_tokens", DEFAULT_MAX_TOKENS),
         hints=hints,
         request_id=options.get("request_id", ""),
+        tools=[_tool(t) for t in options.get("tools", ())],
     )
+    choice = options.get("tool_choice", "")
+    if choice:  # unset, not MODE_AUTO: the server refuses a choice on a request without tools
+        request.tool_choice.CopyFrom(_tool_choice(choice))
+    return request
 
 
 def _messages(prompt: Prompt) -> list[router_pb2.Message]:
     if isinstance(prompt, str):
         return [router_pb2.Message(role=router_pb2.ROLE_USER, content=prompt)]
-    messages = []
-    for role, content in prompt:
-        try:
-            number = _ROLES[Role(role)]
-        except ValueError:
-            known = ", ".join(r.value for r in Role)
-            raise ValueError(f"unknown role {role!r}; known: {known}") from None
-        messages.append(router_pb2.Message(role=number, content=content))
-    return messages
+    return [_message(turn if isinstance(turn, Turn) else Turn(*turn)) for turn in prompt]
+
+
+def _message(turn: Turn) -> router_pb2.Message:
+    try:
+        role = _ROLES[Role(turn.role)]
+    except ValueError:
+        known = ", ".join(r.value for r in Role)
+        raise ValueError(f"unknown role {turn.role!r}; known: {known}") from None
+    return router_pb2.Message(
+        role=role,
+        content=turn.content,
+        tool_calls=[
+            router_pb2.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json)
+            for c in turn.tool_calls
+        ],
+        tool_call_id=turn.tool_call_id,
+    )
+
+
+def _tool(tool: Tool | Mapping[str, Any]) -> router_pb2.Tool:
+    if not isinstance(tool, Tool):
+        tool = Tool.from_mapping(tool)
+    return router_pb2.Tool(
+        name=tool.name,
+        description=tool.description,
+        input_schema_json=json.dumps(dict(tool.input_schema)),
+    )
+
+
+def _tool_choice(choice: str) -> router_pb2.ToolChoice:
+    """The choice on the wire: a mode of TOOL_CHOICE_MODES, else the tool named `choice`."""
+    mode = TOOL_CHOICE_MODES.get(choice)
+    if mode is None:
+        return router_pb2.ToolChoice(mode=router_pb2.ToolChoice.MODE_TOOL, name=choice)
+    return router_pb2.ToolChoice(mode=mode)
 
 
 def get_budget_request(tenant: str) -> budget_pb2.GetBudgetRequest:

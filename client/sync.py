@@ -57,8 +57,8 @@ class Client:
     def generate(
         self, prompt: Prompt, *, timeout_s: float | None = None, **options: Unpack[RequestOptions]
     ) -> Generator[StreamEvent, None, None]:
-        """Route `prompt`, then stream the answer: a Decision first, then TextDelta, Usage,
-        Escalation, Fallback and Hedge events as they happen, and a Done last.
+        """Route `prompt`, then stream the answer: a Decision first, then TextDelta, ToolCall,
+        Usage, Escalation, Fallback and Hedge events as they happen, and a Done last.
 
         The call starts on the first `next()`. Breaking out of the loop, or `close()` on the
         iterator, cancels it."""

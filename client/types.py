@@ -20,6 +20,8 @@ class Role(StrEnum):
 
     USER = "user"
     ASSISTANT = "assistant"
+    TOOL = "tool"
+    """A tool's result, sent back by you: write it as `Turn.tool(call_id, content)`."""
 
 
 class CascadeMode(StrEnum):
@@ -31,8 +33,120 @@ class CascadeMode(StrEnum):
     """Text streams at once; an `Escalation` with `discard_previous` says to drop it."""
 
 
-Prompt = str | Sequence[tuple[Role | str, str]]
-"""A request's conversation: one user turn as a string, or (role, content) pairs in order."""
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model called a tool; answer it with `Turn.tool(call.id, result)`."""
+
+    id: str
+    name: str
+    arguments_json: str
+    """The arguments as one complete JSON object."""
+
+    def arguments(self) -> Any:
+        """The arguments, parsed."""
+        return json.loads(self.arguments_json)
+
+
+def _no_input() -> Mapping[str, Any]:
+    """The input schema of a tool that takes no arguments."""
+    return MappingProxyType({"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One turn of a conversation, as the wire's `Message` has it: what a `(role, content)`
+    pair says, plus the tool fields an agent loop needs.
+
+    - `Turn.user(text)`: what the user says;
+    - `Turn.assistant(text, tool_calls)`: the model's earlier answer, with the tools it called
+      (`Completion.turn` is the answer you just received, ready to append);
+    - `Turn.tool(call_id, content)`: a tool's result, answering the call with that id.
+    """
+
+    role: Role | str
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """On an assistant turn: the tools it called, in order (`content` may then be empty)."""
+    tool_call_id: str = ""
+    """On a tool turn: the id of the `ToolCall` this result answers."""
+
+    @classmethod
+    def user(cls, text: str) -> Turn:
+        """A user turn."""
+        return cls(Role.USER, text)
+
+    @classmethod
+    def assistant(cls, text: str, tool_calls: Sequence[ToolCall] = ()) -> Turn:
+        """A model's turn: its text and the tools it called."""
+        return cls(Role.ASSISTANT, text, tuple(tool_calls))
+
+    @classmethod
+    def tool(cls, call_id: str, content: str) -> Turn:
+        """A tool's result for the call `call_id`."""
+        return cls(Role.TOOL, content, tool_call_id=call_id)
+
+
+Prompt = str | Sequence[Turn | tuple[Role | str, str]]
+"""A request's conversation: one user turn as a string, or its turns in order, each a `Turn`
+or a `(role, content)` pair ("user" or "assistant"; tool results need `Turn.tool`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A tool the model may call: `RequestOptions.tools` takes these (or mappings that
+    `Tool.from_mapping` reads)."""
+
+    name: str
+    """Unique within the request: 1-64 letters, digits, "_" and "-"."""
+    description: str = ""
+    """What the tool does, for the model."""
+    input_schema: Mapping[str, Any] = field(default_factory=_no_input, hash=False)
+    """The JSON Schema of the tool's input, an object (default: one with no properties)."""
+
+    @classmethod
+    def from_mapping(cls, definition: Mapping[str, Any]) -> Tool:
+        """A tool from its JSON definition, in either common shape: fareway's and Anthropic's
+        `{"name", "description", "input_schema"}`, or OpenAI's
+        `{"type": "function", "function": {"name", "description", "parameters"}}`.
+
+        Raises ValueError saying what is missing, unknown or of the wrong type."""
+        if "function" not in definition and "type" not in definition:
+            return cls._read(definition, "input_schema", _FIELDS)
+        _check_fields(definition, _OPENAI_FIELDS)
+        function = definition.get("function")
+        if definition.get("type") != "function" or not isinstance(function, Mapping):
+            raise ValueError(
+                'an OpenAI-style tool is {"type": "function", "function": {"name", '
+                '"description", "parameters"}}'
+            )
+        return cls._read(function, "parameters", _OPENAI_FUNCTION_FIELDS)
+
+    @classmethod
+    def _read(cls, definition: Mapping[str, Any], schema_key: str, known: tuple[str, ...]) -> Tool:
+        _check_fields(definition, known)
+        name = definition.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError('"name" must be a non-empty string')
+        description = definition.get("description", "")
+        if not isinstance(description, str):
+            raise ValueError(f'tool {name}: "description" must be a string')
+        schema = definition.get(schema_key, _no_input())
+        if not isinstance(schema, Mapping):
+            raise ValueError(f'tool {name}: "{schema_key}" must be a JSON Schema object')
+        return cls(name, description, schema)
+
+
+_FIELDS = ("name", "description", "input_schema")
+_OPENAI_FIELDS = ("type", "function")
+# "strict" is OpenAI's structured-outputs switch; fareway's providers decide it themselves.
+_OPENAI_FUNCTION_FIELDS = ("name", "description", "parameters", "strict")
+
+
+def _check_fields(definition: Mapping[str, Any], known: tuple[str, ...]) -> None:
+    """Refuse a definition with fields it would lose (a typo, or a shape mixing the two)."""
+    unknown = sorted(str(key) for key in definition if key not in known)
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(known)}")
 
 
 class RequestOptions(TypedDict, total=False):
@@ -63,6 +177,14 @@ class RequestOptions(TypedDict, total=False):
     else the strategy's. Applies only when the request is routed by a cascade."""
     request_id: str
     """Your id for the request; the server makes one when empty and echoes it."""
+    tools: Sequence[Tool | Mapping[str, Any]]
+    """Tools the model may call (`Tool`s, or definitions `Tool.from_mapping` reads). The request
+    then goes only to models with the "tools" capability; their definitions count toward its
+    size and cost estimate. A call comes back as a `ToolCall` event (`Completion.tool_calls`)
+    with stop reason "tool_use"; answer it with a `Turn.tool` turn in the next request."""
+    tool_choice: str
+    """"auto" (the model decides; the default), "any" (it must call one of the tools), "none"
+    (it must call none), or a tool's name (it must call that one). Needs `tools`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,20 +231,6 @@ class TextDelta:
     """A piece of the answer, as the model produced it."""
 
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """The model called a tool; answer it with a ("tool", result) turn naming `id`."""
-
-    id: str
-    name: str
-    arguments_json: str
-    """The arguments as one complete JSON object."""
-
-    def arguments(self) -> Any:
-        """The arguments, parsed."""
-        return json.loads(self.arguments_json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +317,12 @@ class Completion:
     hedges: tuple[Hedge, ...] = ()
     tool_calls: tuple[ToolCall, ...] = ()
     """The tools the answer called (stop_reason "tool_use")."""
+
+    @property
+    def turn(self) -> Turn:
+        """The answer as the assistant turn to append to the conversation: its text and its tool
+        calls, which the `Turn.tool` results that follow it answer."""
+        return Turn.assistant(self.text, self.tool_calls)
 
 
 @dataclass(frozen=True, slots=True)
