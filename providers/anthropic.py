@@ -2,6 +2,16 @@
 
 Usage comes from the stream itself: `message_start` carries the input tokens and
 `message_delta` the cumulative output tokens, so a stream cut short still reports what it used.
+
+Tools: the call's tools go out as `tools` (`input_schema`) and its choice as `tool_choice`.
+The conversation is translated block for block: an assistant turn's calls become `tool_use`
+blocks (their arguments parsed back into the `input` object), and the TOOL turns that answer
+them, which Anthropic wants as `tool_result` blocks of one user message, are gathered into one;
+a user turn right after them joins that message as a text block, because Anthropic wants the
+roles to alternate. A text-only conversation is sent exactly as before tools existed: string
+content, one message a turn. In the stream, a `tool_use` content block opens a call,
+`input_json_delta` events carry its input in fragments, and `content_block_stop` closes it:
+only then is one complete `ToolUse` yielded (`providers.tool_calls`).
 """
 
 from __future__ import annotations
@@ -10,12 +20,27 @@ from collections.abc import AsyncGenerator
 
 import anthropic
 import httpx2
-from anthropic.types import MessageParam
+from anthropic.types import (
+    ContentBlockParam,
+    MessageParam,
+    ToolChoiceParam,
+    ToolParam,
+    ToolResultBlockParam,
+    ToolUseBlockParam,
+)
 
-from fareway.core.content import Message, Role
+from fareway.core.content import Message, Role, Text, Tool, ToolCall, ToolChoice, ToolChoiceMode
 from fareway.core.errors import ProviderError
 from fareway.providers import errors
-from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk, UsageReport
+from fareway.providers.base import (
+    Finish,
+    ProviderCall,
+    ProviderEvent,
+    TextChunk,
+    ToolUse,
+    UsageReport,
+)
+from fareway.providers.tool_calls import PendingCall
 
 
 class AnthropicProvider:
@@ -39,16 +64,20 @@ class AnthropicProvider:
         self.server_address = self._client.base_url.host
 
     async def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
-        """Yield text and usage as the stream delivers them; raise ProviderError on failure."""
+        """Yield text, complete tool calls and usage as the stream delivers them; raise
+        ProviderError on failure."""
         input_tokens = 0
         response_id = response_model = ""
+        pending: dict[int, PendingCall] = {}  # tool calls still streaming, by content block
         try:
             # Anthropic reports no log-probabilities: `call.logprobs` is ignored here.
             async with self._client.messages.stream(
                 model=call.model.provider_model_id,
                 max_tokens=call.max_tokens,
-                messages=[_message(m) for m in call.messages],
+                messages=_messages(call.messages),
                 system=call.system or anthropic.omit,
+                tools=[_tool(t) for t in call.tools] if call.tools else anthropic.omit,
+                tool_choice=_tool_choice(call.tool_choice, bool(call.tools)),
                 timeout=call.timeout_s if call.timeout_s is not None else anthropic.not_given,
             ) as stream:
                 stop_reason = ""
@@ -60,6 +89,18 @@ class AnthropicProvider:
                         yield UsageReport(input_tokens, event.message.usage.output_tokens)
                     elif event.type == "content_block_delta" and event.delta.type == "text_delta":
                         yield TextChunk(event.delta.text)
+                    elif event.type == "content_block_start":
+                        block = event.content_block
+                        if block.type == "tool_use":
+                            pending[event.index] = PendingCall(block.id, block.name)
+                    elif (
+                        event.type == "content_block_delta"
+                        and event.delta.type == "input_json_delta"
+                    ):
+                        # A fragment for a block that is no open tool call: KeyError, malformed.
+                        pending[event.index].fragments.append(event.delta.partial_json)
+                    elif event.type == "content_block_stop" and event.index in pending:
+                        yield ToolUse(pending.pop(event.index).complete(call.model.id))
                     elif event.type == "message_delta":
                         stop_reason = event.delta.stop_reason or ""
                         yield UsageReport(input_tokens, event.usage.output_tokens)
@@ -76,10 +117,71 @@ class AnthropicProvider:
         await self._client.close()
 
 
+def _messages(messages: tuple[Message, ...]) -> list[MessageParam]:
+    """The conversation in Anthropic's shape: TOOL turns in a row, and a user turn after them,
+    become one user message of `tool_result` (and text) blocks; every other turn is a message."""
+    out: list[MessageParam] = []
+    results: list[ContentBlockParam] | None = None  # the open user message of tool results
+    for message in messages:
+        result = message.tool_result
+        if result is not None:
+            block: ToolResultBlockParam = {
+                "type": "tool_result",
+                "tool_use_id": result.call_id,
+                "content": result.content,
+            }
+            if results is None:
+                results = []
+                out.append({"role": "user", "content": results})
+            results.append(block)
+        elif message.role is Role.USER and results is not None:
+            results.append({"type": "text", "text": message.text})
+            results = None
+        else:
+            out.append(_message(message))
+            results = None
+    return out
+
+
 def _message(message: Message) -> MessageParam:
+    """A user or assistant turn; string content unless the turn called tools."""
     if message.role is Role.USER:
         return {"role": "user", "content": message.text}
-    return {"role": "assistant", "content": message.text}
+    if not message.tool_calls:
+        return {"role": "assistant", "content": message.text}
+    blocks: list[ContentBlockParam] = []
+    for block in message.blocks:
+        if isinstance(block, Text) and block.text:  # Anthropic rejects empty text blocks
+            blocks.append({"type": "text", "text": block.text})
+        elif isinstance(block, ToolCall):
+            use: ToolUseBlockParam = {
+                "type": "tool_use",
+                "id": block.id,
+                "name": block.name,
+                "input": block.arguments(),
+            }
+            blocks.append(use)
+    return {"role": "assistant", "content": blocks}
+
+
+def _tool(tool: Tool) -> ToolParam:
+    # A tool's input is always an object; Anthropic insists the schema says so.
+    schema = {"type": "object"} | dict(tool.input_schema)
+    return {"name": tool.name, "description": tool.description, "input_schema": schema}
+
+
+def _tool_choice(choice: ToolChoice | None, has_tools: bool) -> ToolChoiceParam | anthropic.Omit:
+    if choice is None or not has_tools:
+        return anthropic.omit
+    match choice.mode:
+        case ToolChoiceMode.AUTO:
+            return {"type": "auto"}
+        case ToolChoiceMode.ANY:
+            return {"type": "any"}
+        case ToolChoiceMode.NONE:
+            return {"type": "none"}
+        case ToolChoiceMode.TOOL:
+            return {"type": "tool", "name": choice.name}
 
 
 def _translate(exc: anthropic.APIError | httpx2.RequestError, model: str) -> ProviderError:

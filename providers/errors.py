@@ -82,6 +82,15 @@ def malformed_stream(exc: Exception, model: str) -> ProviderError:
     )
 
 
+def malformed_tool_call(name: str, call_id: str, reason: str, model: str) -> ProviderError:
+    """The upstream streamed a tool call that cannot be run (its argument fragments do not make
+    a JSON object, say): a malformed response, naming the tool and the call."""
+    return MalformedResponse(
+        f"malformed tool call from the upstream: {name or '?'} ({call_id or 'no id'}): {reason}",
+        model=model,
+    )
+
+
 def retry_after_s(headers: httpx2.Headers) -> float | None:
     """`Retry-After` in seconds, when it is a number of seconds (None otherwise)."""
     value = headers.get("retry-after")

@@ -3,6 +3,11 @@
 Each POST /v1/messages consumes the next scripted behaviour (or the default); the HTTP plumbing,
 request recording and `HttpError`/`Hang` handling live in `tests.fakes.http_server`.
 
+An `Answer` with `calls` streams them as the API does after its text: per call a
+`content_block_start` of a `tool_use` block (id, name, empty input), an empty `input_json_delta`
+and then one per fragment of the arguments, and a `content_block_stop`. A tool-only answer has no
+text block, as with `tool_choice` any.
+
     async with FakeAnthropic([HttpError(429, "rate_limit_error", retry_after="7")]) as fake:
         provider = AnthropicProvider(api_key="test", base_url=fake.base_url)
 """
@@ -10,7 +15,7 @@ request recording and `HttpError`/`Hang` handling live in `tests.fakes.http_serv
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +25,7 @@ from tests.fakes.http_server import (
     LoopbackServer,
     Responder,
     Streamed,
+    StreamedCall,
 )
 
 
@@ -34,6 +40,7 @@ class Answer(_Streamed):
 
     output_tokens: int = 5
     stop_reason: str = "end_turn"
+    calls: Sequence[StreamedCall] = ()  # tool_use blocks after the text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,9 +85,12 @@ class FakeAnthropic(LoopbackServer[_Stream]):
         return HttpError(404, "not_found_error", f"no route {path}")
 
     async def stream(self, r: Responder, b: _Stream) -> None:
+        calls = b.calls if isinstance(b, Answer) else ()
+        has_text = bool(b.chunks) or not calls
         await r.start_stream(b.first_byte_delay_s)
         await _event(r, "message_start", _message_start(b, f"msg_{r.request_id}"))
-        await _event(r, "content_block_start", {"index": 0, "content_block": _EMPTY_TEXT})
+        if has_text:
+            await _event(r, "content_block_start", {"index": 0, "content_block": _EMPTY_TEXT})
         await _event(r, "ping", {})
         async for text in r.paced(b.chunks, b.chunk_delay_s, b.first_chunk_delay_s):
             delta = {"type": "text_delta", "text": text}
@@ -92,7 +102,10 @@ class FakeAnthropic(LoopbackServer[_Stream]):
         elif isinstance(b, StreamError):
             await _event(r, "error", {"error": {"type": b.error_type, "message": b.message}})
         else:
-            await _event(r, "content_block_stop", {"index": 0})
+            if has_text:
+                await _event(r, "content_block_stop", {"index": 0})
+            for index, call in enumerate(calls, start=int(has_text)):
+                await _tool_use(r, index, call)
             stop = {"stop_reason": b.stop_reason, "stop_sequence": None}
             await _event(r, "message_delta", {"delta": stop, "usage": _usage(b.output_tokens)})
             await _event(r, "message_stop", {})
@@ -100,6 +113,17 @@ class FakeAnthropic(LoopbackServer[_Stream]):
 
 
 _EMPTY_TEXT = {"type": "text", "text": ""}
+
+
+async def _tool_use(r: Responder, index: int, call: StreamedCall) -> None:
+    """One tool_use content block, its input streamed as `input_json_delta` fragments (the API
+    opens with an empty one)."""
+    block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+    await _event(r, "content_block_start", {"index": index, "content_block": block})
+    for fragment in ["", *call.fragments()]:
+        delta = {"type": "input_json_delta", "partial_json": fragment}
+        await _event(r, "content_block_delta", {"index": index, "delta": delta})
+    await _event(r, "content_block_stop", {"index": index})
 
 
 async def _event(r: Responder, name: str, payload: dict[str, Any]) -> None:

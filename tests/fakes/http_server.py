@@ -40,6 +40,22 @@ class Streamed:
 
 
 @dataclass(frozen=True)
+class StreamedCall:
+    """A tool call an answer streams: its arguments (JSON text, or anything a broken upstream
+    might send) cut into `fragment_size`-character fragments, one character each by default,
+    so the provider must assemble them."""
+
+    id: str
+    name: str
+    arguments: str
+    fragment_size: int = 1
+
+    def fragments(self) -> list[str]:
+        size = self.fragment_size
+        return [self.arguments[i : i + size] for i in range(0, len(self.arguments), size)]
+
+
+@dataclass(frozen=True)
 class HttpError:
     """An error status with the API's JSON error body, before any stream starts."""
 
