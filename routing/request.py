@@ -2,6 +2,16 @@
 
 Its turns are `fareway.core.content` messages, so a request may carry tools and an agent's
 conversation of tool calls and results.
+
+What the strategies read of such a conversation is `RouteRequest.query`: the last user turn,
+the task. The semantic strategy embeds it and the learned strategy scores it (its embedding
+and cheap features) exactly as they would the task sent alone; the model's tool calls and the
+tools' outputs after it are left out, because a tool's output says what the tool returned, not
+how hard the next step is (a long log would read as a hard task, a "4" as a trivial one), and
+neither strategy was fitted on tool traffic. The whole conversation, tool definitions included,
+still counts where size matters: the prompt estimate (`features.prompt_tokens`) that the
+context-window constraint, the cost estimate and the budget hold use. An agent that wants each
+step routed on its own says so with `hints.step_type`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,11 @@
 """The router: checks hints, applies constraints and pins, asks the strategy, explains why, and
-plans what follows the first attempt (fallbacks, the cascade's ladder, the hedge)."""
+plans what follows the first attempt (fallbacks, the cascade's ladder, the hedge).
+
+A request with tools needs the "tools" capability as if the caller had required it: models
+without it are excluded with a reason naming it, and when that leaves none the request is
+INVALID_ARGUMENT on `tools`. The tool definitions are part of the prompt estimate
+(`features.prompt_tokens`), so the context-window constraint, the cost estimates and the
+budget hold all count them."""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from fareway.routing.request import UNKNOWN_TENANT, Hints, RouteRequest, TenantC
 from fareway.routing.strategy import Lifecycle, Ranking, Scored, Strategy, unknown
 
 PIN_STRATEGY = "pin"
+TOOLS_CAPABILITY = "tools"  # what a model must offer to serve a request with tools
 CASCADE_THRESHOLD_SIGNAL = "cascade.threshold"  # the threshold applied, overrides and all
 
 
@@ -364,6 +371,9 @@ def _constraint_violation(
     missing = set(request.hints.required_capabilities) - model.capabilities
     if missing:
         return "hints.required_capabilities", f"lacks capabilities: {', '.join(sorted(missing))}"
+    # Tools imply the capability: a model without it would ignore them or refuse the call.
+    if request.tools and TOOLS_CAPABILITY not in model.capabilities:
+        return "tools", f"lacks the '{TOOLS_CAPABILITY}' capability that the request's tools need"
     needed = features.prompt_tokens + min(request.max_tokens, model.max_output_tokens)
     if needed > model.context_window:
         return "messages", (
