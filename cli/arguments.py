@@ -12,6 +12,7 @@ rounded (0.0000001 would otherwise become a $0 cap, which blocks all spend).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 from decimal import Decimal, InvalidOperation
@@ -19,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 import grpc
 
 from fareway.budgets.pricing import usd_to_micros
-from fareway.client import DEFAULT_TARGET, Client
+from fareway.client import DEFAULT_TARGET, Client, Tool
 
 DEMO_KEY = "fareway-demo-key"
 MAX_MICROS = 2**63 - 1  # the API carries micro-USD as int64
@@ -169,6 +170,33 @@ def usd_micros(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"{text} USD is finer than one micro-USD: give at most 6 decimals"
         ) from None
+
+
+def tool_file(path: str) -> list[Tool]:
+    """The tools of a JSON file (`--tool`): a list of `{"name", "description", "input_schema"}`
+    objects, or of OpenAI's `{"type": "function", "function": {...}}` ones (both may mix)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            definitions = json.load(file)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"{path}: {error.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise argparse.ArgumentTypeError(f"{path} is not JSON: {error}") from None
+    if not isinstance(definitions, list) or not definitions:
+        raise argparse.ArgumentTypeError(
+            f'{path}: expected a non-empty JSON list of tools, each {{"name", "description", '
+            f'"input_schema"}} or {{"type": "function", "function": {{...}}}}'
+        )
+    return [_tool(path, i, definition) for i, definition in enumerate(definitions)]
+
+
+def _tool(path: str, index: int, definition: object) -> Tool:
+    if not isinstance(definition, dict):
+        raise argparse.ArgumentTypeError(f"{path}: tool {index} is not a JSON object")
+    try:
+        return Tool.from_mapping(definition)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{path}: tool {index}: {error}") from None
 
 
 def _int(text: str) -> int | None:

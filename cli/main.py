@@ -15,7 +15,7 @@ import os
 import sys
 import textwrap
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from importlib import metadata
 
@@ -33,7 +33,10 @@ from fareway.client import (
     Hedge,
     RequestOptions,
     TextDelta,
+    Tool,
+    ToolCall,
 )
+from fareway.client.convert import TOOL_CHOICE_MODES
 from fareway.core.errors import StartupError
 
 EXIT_USAGE = 2
@@ -120,11 +123,11 @@ def _parser() -> argparse.ArgumentParser:
 
     chat = commands.add_parser("chat", help="send a prompt and stream the answer")
     _add_request_options(chat)
-    chat.set_defaults(run=_chat)
+    chat.set_defaults(run=_chat, validate=_tool_choice_validator(chat))
 
     route = commands.add_parser("route", help="explain which model would answer, and why")
     _add_request_options(route)
-    route.set_defaults(run=_route)
+    route.set_defaults(run=_route, validate=_tool_choice_validator(route))
 
     models = commands.add_parser("models", help="list the models this key may use")
     arguments.add_connection_options(models)
@@ -231,6 +234,49 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
         help="with the cascade strategy: buffered shows only the accepted answer, speculative "
         "streams at once and says when text is discarded (default: the tenant's)",
     )
+    parser.add_argument(
+        "--tool",
+        action="append",
+        type=arguments.tool_file,
+        default=[],
+        metavar="FILE",
+        help='tools the model may call: a JSON file with a list of {"name", "description", '
+        '"input_schema"} objects, or of OpenAI-style {"type": "function", "function": {...}} '
+        "ones; only models with the tools capability are then eligible (repeatable; default: "
+        "none)",
+    )
+    parser.add_argument(
+        "--tool-choice",
+        default="",
+        metavar="auto|any|none|NAME",
+        help="with --tool: auto lets the model decide, any makes it call one of the tools, none "
+        "forbids calls, NAME makes it call that tool (default: auto)",
+    )
+
+
+def _tool_choice_validator(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    """Refuses a --tool-choice without --tool, or naming a tool --tool did not give, as a usage
+    error: the server would refuse it too, but only after connecting."""
+
+    def validate(args: argparse.Namespace) -> None:
+        choice = args.tool_choice
+        if not choice:
+            return
+        names = [tool.name for tool in _tools(args)]
+        if not names:
+            parser.error("--tool-choice needs --tool")
+        if choice not in TOOL_CHOICE_MODES and choice not in names:
+            parser.error(
+                f"--tool-choice {choice}: expected auto, any, none or a tool's name "
+                f"({', '.join(names)})"
+            )
+
+    return validate
+
+
+def _tools(args: argparse.Namespace) -> list[Tool]:
+    """The tools of every --tool file, in order."""
+    return [tool for tools in args.tool for tool in tools]
 
 
 def _options(args: argparse.Namespace) -> RequestOptions:
@@ -244,6 +290,8 @@ def _options(args: argparse.Namespace) -> RequestOptions:
         required_capabilities=args.capability,
         latency_target_ms=args.latency_target_ms,
         cascade_mode=args.cascade_mode,
+        tools=_tools(args),
+        tool_choice=args.tool_choice,
     )
 
 
@@ -252,12 +300,21 @@ def _chat(args: argparse.Namespace) -> int:
         arguments.connect(args) as client,
         closing(client.generate(args.prompt, **_options(args))) as events,
     ):
+        mid_line = False  # stdout's last line is unfinished: the answer's text so far
         for event in events:
             match event:
                 case Decision() as d:
                     print(f"[{d.model} · {d.tier} · {d.strategy}] {d.reason}", file=sys.stderr)
                 case TextDelta(text=text):
                     print(text, end="", flush=True)
+                    if text:
+                        mid_line = not text.endswith("\n")
+                case ToolCall() as call:
+                    # On stdout, a line of its own: the calls are the answer, as its text is.
+                    if mid_line:
+                        print()
+                    print(_tool_call_line(call), flush=True)
+                    mid_line = False
                 case Fallback() as f:
                     print(f"\n[fallback {f.from_model} → {f.to_model}: {f.error}]", file=sys.stderr)
                 case Hedge() as h:
@@ -268,17 +325,28 @@ def _chat(args: argparse.Namespace) -> int:
                     )
                 case Escalation() as e:
                     print(f"\n{_escalation_line(e)}", file=sys.stderr)
-                case Done(total=total) as done:
-                    print()
-                    confidence = done.signals.get(CONFIDENCE_SIGNAL)
-                    accepted = "" if confidence is None else f" · confidence {confidence:.2f}"
-                    print(
-                        f"[{done.stop_reason} · {total.input_tokens} in / "
-                        f"{total.output_tokens} out · ${total.cost_micros / 1e6:.6f} · "
-                        f"first token {done.ttft_ms} ms{accepted}]",
-                        file=sys.stderr,
-                    )
+                case Done() as done:
+                    if mid_line:
+                        print()
+                    print(_done_line(done), file=sys.stderr)
     return 0
+
+
+def _tool_call_line(call: ToolCall) -> str:
+    """`tool_call NAME ARGUMENTS (id ID)`: the arguments as the model sent them, one line."""
+    return f"tool_call {call.name} {_one_line(call.arguments_json)} (id {call.id})"
+
+
+def _done_line(done: Done) -> str:
+    """Why the model stopped (end_turn, max_tokens, tool_use...), the usage, the cost and the
+    first token's delay, and a cascade's confidence in the accepted answer."""
+    total = done.total
+    confidence = done.signals.get(CONFIDENCE_SIGNAL)
+    accepted = "" if confidence is None else f" · confidence {confidence:.2f}"
+    return (
+        f"[{done.stop_reason} · {total.input_tokens} in / {total.output_tokens} out · "
+        f"${total.cost_micros / 1e6:.6f} · first token {done.ttft_ms} ms{accepted}]"
+    )
 
 
 def _escalation_line(e: Escalation) -> str:

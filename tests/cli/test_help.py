@@ -53,6 +53,11 @@ def test_every_flag_of_every_command_has_help() -> None:
                 "--target HOST:PORT server address (env FAREWAY_TARGET; default: 127.0.0.1:50051)",
                 "(default: none)",
                 "planning, tool_call_decision, result_classification",
+                '--tool FILE tools the model may call: a JSON file with a list of {"name", '
+                '"description", "input_schema"} objects, or of OpenAI-style',
+                "--tool-choice auto|any|none|NAME with --tool: auto lets the model decide, any "
+                "makes it call one of the tools, none forbids calls, NAME makes it call that "
+                "tool (default: auto)",
             ],
         ),
         (
