@@ -12,6 +12,16 @@ When a call asks for log-probabilities (a cascade judging an answer), the reques
 `logprobs: true` and each text chunk carries the `logprob` of every token OpenAI lists in that
 chunk's `choices[0].logprobs.content`. Servers that ignore the flag (or send entries without a
 number) give chunks with no log-probabilities; that is never a failure.
+
+Tools: the call's tools go out as `function` tools (`parameters`) and its choice as `tool_choice`
+("required" is OpenAI's word for any). An assistant turn's calls become its `tool_calls` (content
+null when it said nothing), and each TOOL turn a `tool` message naming the call it answers; a
+text-only conversation is sent exactly as before tools existed. In the stream, each call arrives
+as `delta.tool_calls` fragments that share an `index`: the first carries the call's id and name,
+the rest append to its arguments. The calls are complete when the finish_reason arrives, and only
+then are they yielded, one `ToolUse` each in index order (`providers.tool_calls`). Some servers
+(Ollama, older vLLM) end an answer of tool calls with "stop"; an answer that called tools is
+reported as "tool_use" whichever word ended it, so callers see one rule.
 """
 
 from __future__ import annotations
@@ -20,14 +30,29 @@ from collections.abc import AsyncGenerator
 
 import httpx2
 import openai
-from openai.types.chat import ChatCompletionMessageParam
-from openai.types.chat.chat_completion_chunk import Choice
+from openai.types.chat import (
+    ChatCompletionAssistantMessageParam,
+    ChatCompletionMessageParam,
+    ChatCompletionMessageToolCallParam,
+    ChatCompletionToolChoiceOptionParam,
+    ChatCompletionToolParam,
+)
+from openai.types.chat.chat_completion_chunk import Choice, ChoiceDeltaToolCall
+from openai.types.shared_params import FunctionDefinition
 
-from fareway.core.content import Message, Role
+from fareway.core.content import Message, Role, Tool, ToolCall, ToolChoice, ToolChoiceMode
 from fareway.core.errors import ProviderError, ProviderUnreachable
 from fareway.providers import errors
-from fareway.providers.base import Finish, ProviderCall, ProviderEvent, TextChunk, UsageReport
+from fareway.providers.base import (
+    Finish,
+    ProviderCall,
+    ProviderEvent,
+    TextChunk,
+    ToolUse,
+    UsageReport,
+)
 from fareway.providers.registry import MaxTokensField
+from fareway.providers.tool_calls import PendingCall
 
 
 class OpenAIProvider:
@@ -59,11 +84,14 @@ class OpenAIProvider:
         self.server_address = self._client.base_url.host
 
     async def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
-        """Yield text and usage as the stream delivers them; raise ProviderError on failure."""
+        """Yield text, complete tool calls and usage as the stream delivers them; raise
+        ProviderError on failure."""
         limit = call.max_tokens
         by_new_name = self._max_tokens_field == "max_completion_tokens"
         finish_reason = ""
         response_id = response_model = ""
+        pending: dict[int, PendingCall] = {}  # tool calls still streaming, by their index
+        called = False  # the answer called tools
         try:
             stream = await self._client.chat.completions.create(
                 model=call.model.provider_model_id,
@@ -73,6 +101,8 @@ class OpenAIProvider:
                 stream=True,
                 stream_options={"include_usage": True},
                 logprobs=True if call.logprobs else openai.omit,
+                tools=[_tool(t) for t in call.tools] if call.tools else openai.omit,
+                tool_choice=_tool_choice(call.tool_choice, bool(call.tools)),
                 timeout=call.timeout_s if call.timeout_s is not None else openai.not_given,
             )
             # Leaving this block, normally or through `aclose()` at a `yield`, closes the
@@ -90,8 +120,13 @@ class OpenAIProvider:
                         if choice.delta.content:
                             logprobs = _logprobs(choice) if call.logprobs else ()
                             yield TextChunk(choice.delta.content, logprobs)
+                        for fragment in choice.delta.tool_calls or ():
+                            _collect(pending, fragment)
                         if choice.finish_reason:
                             finish_reason = choice.finish_reason
+                            called = called or bool(pending)
+                            for index in sorted(pending):
+                                yield ToolUse(pending.pop(index).complete(call.model.id))
         except (openai.APIError, httpx2.RequestError) as exc:
             # openai 3.57 wraps transport errors while reading a stream too, but the raw httpx2
             # ones are mapped the same way in case any escapes (as they do from anthropic's).
@@ -102,7 +137,7 @@ class OpenAIProvider:
             # Every compatible server ends an answer with a finish_reason; a body that ends
             # cleanly without one was cut short (a proxy giving up, say), not finished.
             raise ProviderUnreachable("stream ended without a finish_reason", model=call.model.id)
-        stop_reason = _STOP_REASONS.get(finish_reason, finish_reason)
+        stop_reason = "tool_use" if called else _STOP_REASONS.get(finish_reason, finish_reason)
         yield Finish(stop_reason, response_id, response_model)
 
     async def aclose(self) -> None:
@@ -125,11 +160,69 @@ def _messages(system: str, messages: tuple[Message, ...]) -> list[ChatCompletion
     if system:
         out.append({"role": "system", "content": system})
     for message in messages:
-        if message.role is Role.USER:
+        result = message.tool_result
+        if result is not None:
+            out.append({"role": "tool", "tool_call_id": result.call_id, "content": result.content})
+        elif message.role is Role.USER:
             out.append({"role": "user", "content": message.text})
         else:
-            out.append({"role": "assistant", "content": message.text})
+            out.append(_assistant(message))
     return out
+
+
+def _assistant(message: Message) -> ChatCompletionAssistantMessageParam:
+    """A model's turn: its text, and the tools it called (content null when it said nothing)."""
+    if not message.tool_calls:
+        return {"role": "assistant", "content": message.text}
+    calls = [_call(c) for c in message.tool_calls]
+    return {"role": "assistant", "content": message.text or None, "tool_calls": calls}
+
+
+def _call(call: ToolCall) -> ChatCompletionMessageToolCallParam:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments_json},
+    }
+
+
+def _tool(tool: Tool) -> ChatCompletionToolParam:
+    # A tool's input is always an object; say so when the schema does not.
+    schema = {"type": "object"} | dict(tool.input_schema)
+    function: FunctionDefinition = {
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": schema,
+    }
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(
+    choice: ToolChoice | None, has_tools: bool
+) -> ChatCompletionToolChoiceOptionParam | openai.Omit:
+    if choice is None or not has_tools:
+        return openai.omit
+    match choice.mode:
+        case ToolChoiceMode.AUTO:
+            return "auto"
+        case ToolChoiceMode.ANY:
+            return "required"
+        case ToolChoiceMode.NONE:
+            return "none"
+        case ToolChoiceMode.TOOL:
+            return {"type": "function", "function": {"name": choice.name}}
+
+
+def _collect(pending: dict[int, PendingCall], fragment: ChoiceDeltaToolCall) -> None:
+    """Add one streamed fragment to the call of its index: the first brings the id and name,
+    every one may bring argument text."""
+    call = pending.setdefault(fragment.index, PendingCall("", ""))
+    call.id = call.id or fragment.id or ""
+    function = fragment.function
+    if function is not None:
+        call.name = call.name or function.name or ""
+        if function.arguments:
+            call.fragments.append(function.arguments)
 
 
 def _logprobs(choice: Choice) -> tuple[float, ...]:

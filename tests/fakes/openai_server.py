@@ -8,6 +8,11 @@ usage chunk with `choices: []`, and `data: [DONE]`. Errors before a stream are O
 `data: {"error": {...}}` chunk followed by `data: [DONE]`, which is what vLLM and OpenAI send
 (the openai SDK raises on any chunk that carries an `error` key).
 
+An `Answer` with `calls` streams them after its text as OpenAI does: per call, a chunk whose
+`delta.tool_calls[0]` has the call's `index`, `id`, `type` and `function.name` with empty
+arguments, then one chunk per fragment of the arguments carrying only the `index` and
+`function.arguments`; the finish_reason (set `finish_reason="tool_calls"`) comes after them.
+
 Behaviour names parallel `tests.fakes.anthropic_server`'s so a test can swap one fake for the
 other, and `base_url` already ends in `/v1`, as the openai SDK expects:
 
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.fakes import http_server
-from tests.fakes.http_server import Hang, LoopbackServer, Responder, Streamed
+from tests.fakes.http_server import Hang, LoopbackServer, Responder, Streamed, StreamedCall
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +54,7 @@ class Answer(_Streamed):
     # Per text chunk, the log-probability of each of its tokens, sent (as OpenAI does) only when
     # the request set `logprobs: true`. None: the server ignores that flag (`logprobs: null`).
     logprobs: Sequence[Sequence[float]] | None = None
+    calls: Sequence[StreamedCall] = ()  # tool calls after the text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +132,8 @@ class FakeOpenAI(LoopbackServer[_Stream]):
         elif isinstance(b, StreamError):
             await r.event(json.dumps({"error": _error(b.error_type, b.message, b.code)}))
         else:
+            for index, call in enumerate(b.calls):
+                await _tool_call(completion, index, call)
             if finish_with_text is None and b.finish_reason is not None:
                 await completion.chunk({}, b.finish_reason)
             if completion.include_usage:
@@ -150,7 +158,7 @@ class _Completion:
 
     async def chunk(
         self,
-        delta: dict[str, str],
+        delta: dict[str, Any],
         finish_reason: str | None = None,
         tokens: list[dict[str, Any]] | None = None,
     ) -> None:
@@ -166,6 +174,16 @@ class _Completion:
         counts = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         counts["total_tokens"] = prompt_tokens + completion_tokens
         await self._r.event(json.dumps(self._head | {"choices": [], "usage": counts}))
+
+
+async def _tool_call(completion: _Completion, index: int, call: StreamedCall) -> None:
+    """One tool call: its head (id, type, name, no arguments yet), then its argument fragments."""
+    function = {"name": call.name, "arguments": ""}
+    head = {"index": index, "id": call.id, "type": "function", "function": function}
+    await completion.chunk({"tool_calls": [head]})
+    for fragment in call.fragments():
+        piece = {"index": index, "function": {"arguments": fragment}}
+        await completion.chunk({"tool_calls": [piece]})
 
 
 def _error(error_type: str, message: str, code: str | int | None) -> dict[str, Any]:

@@ -1,0 +1,245 @@
+"""OpenAIProvider's tools, through the real SDK against the loopback chat completions server:
+what the request says (function tools, tool_choice, assistant tool_calls, tool messages) and how
+calls streamed as `delta.tool_calls` fragments, one argument character a chunk, come out as one
+complete ToolUse each, in index order, when the finish_reason arrives."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+from unittest.mock import ANY
+
+import pytest
+
+from fareway.core.content import Message, Tool, ToolCall, ToolChoice, ToolChoiceMode
+from fareway.core.errors import MalformedResponse
+from fareway.providers.base import (
+    Finish,
+    Provider,
+    ProviderCall,
+    ProviderEvent,
+    TextChunk,
+    ToolUse,
+    UsageReport,
+)
+from tests.fakes.http_server import StreamedCall
+from tests.fakes.openai_server import Answer, FakeOpenAI
+from tests.providers.upstreams import OPENAI, Upstream, collect, collect_until_error
+
+WEATHER = Tool(
+    "get_weather",
+    "The weather in a city.",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+CLOCK = Tool("get_time", "The time now.")  # no schema: it takes no input
+
+
+@pytest.fixture
+def upstream() -> Upstream:
+    return OPENAI
+
+
+def tool_call(
+    messages: tuple[Message, ...] = (Message.user("Weather in Paris?"),),
+    choice: ToolChoice | None = None,
+) -> ProviderCall:
+    return dataclasses.replace(
+        OPENAI.call(messages=messages), tools=(WEATHER, CLOCK), tool_choice=choice
+    )
+
+
+async def sent(fake: FakeOpenAI, provider: Provider, call: ProviderCall) -> dict[str, Any]:
+    await collect(provider, call)
+    body: dict[str, Any] = fake.requests[-1].body
+    return body
+
+
+# --- what is sent upstream ------------------------------------------------------------------
+
+
+async def test_tools_are_sent_as_functions_with_their_parameters(
+    fake: FakeOpenAI, provider: Provider
+) -> None:
+    body = await sent(fake, provider, tool_call())
+
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The weather in a city.",
+                "parameters": dict(WEATHER.input_schema),
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "get_time",
+                "description": "The time now.",
+                "parameters": {"type": "object"},
+            },
+        },
+    ]
+    assert "tool_choice" not in body
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        (ToolChoice(ToolChoiceMode.AUTO), "auto"),
+        (ToolChoice(ToolChoiceMode.ANY), "required"),
+        (ToolChoice(ToolChoiceMode.NONE), "none"),
+        (
+            ToolChoice(ToolChoiceMode.TOOL, "get_weather"),
+            {"type": "function", "function": {"name": "get_weather"}},
+        ),
+    ],
+)
+async def test_tool_choice_is_sent_in_openais_words(
+    fake: FakeOpenAI, provider: Provider, choice: ToolChoice, expected: Any
+) -> None:
+    body = await sent(fake, provider, tool_call(choice=choice))
+
+    assert body["tool_choice"] == expected
+
+
+async def test_a_conversation_with_tool_turns_becomes_tool_calls_and_tool_messages(
+    fake: FakeOpenAI, provider: Provider
+) -> None:
+    conversation = (
+        Message.user("Weather in Paris, and the time?"),
+        Message.assistant(
+            "Let me look.",
+            (
+                ToolCall("call_1", "get_weather", '{"city": "Paris"}'),
+                ToolCall("call_2", "get_time", "{}"),
+            ),
+        ),
+        Message.tool("call_1", "18C, cloudy"),
+        Message.tool("call_2", "14:05"),
+        Message.user("Thanks. And Lyon?"),
+        Message.assistant("", (ToolCall("call_3", "get_weather", '{"city": "Lyon"}'),)),
+        Message.tool("call_3", "20C"),
+    )
+
+    body = await sent(fake, provider, tool_call(conversation))
+
+    def function(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+        return {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+
+    assert body["messages"] == [
+        {"role": "user", "content": "Weather in Paris, and the time?"},
+        {
+            "role": "assistant",
+            "content": "Let me look.",
+            "tool_calls": [
+                function("call_1", "get_weather", '{"city": "Paris"}'),
+                function("call_2", "get_time", "{}"),
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C, cloudy"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "14:05"},
+        {"role": "user", "content": "Thanks. And Lyon?"},
+        {
+            "role": "assistant",
+            "content": None,  # it said nothing, it only called
+            "tool_calls": [function("call_3", "get_weather", '{"city": "Lyon"}')],
+        },
+        {"role": "tool", "tool_call_id": "call_3", "content": "20C"},
+    ]
+
+
+async def test_a_call_without_tools_sends_no_tool_fields(
+    fake: FakeOpenAI, provider: Provider
+) -> None:
+    conversation = (Message.user("hi"), Message.assistant("hello"), Message.user("bye"))
+
+    body = await sent(fake, provider, OPENAI.call(messages=conversation))
+
+    assert "tools" not in body
+    assert "tool_choice" not in body
+    assert body["messages"] == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "bye"},
+    ]
+
+
+# --- the streamed answer --------------------------------------------------------------------
+
+
+async def test_streamed_argument_fragments_are_assembled_into_one_tool_use_per_call(
+    fake: FakeOpenAI, provider: Provider
+) -> None:
+    """Each call's arguments arrive one character a chunk; the caller sees each call once,
+    whole, in index order, when the finish_reason arrives, then the stop reason "tool_use"."""
+    arguments = '{"city": "Paris", "days": [1, 2], "note": "caf\\u00e9 \\"ok\\""}'
+    fake.script(
+        Answer(
+            chunks=("Let me", " check."),
+            calls=(
+                StreamedCall("call_1", "get_weather", arguments),
+                StreamedCall("call_2", "get_time", ""),  # no arguments at all
+            ),
+            finish_reason="tool_calls",
+            input_tokens=30,
+            output_tokens=40,
+        )
+    )
+
+    events = await collect(provider, tool_call())
+
+    assert events == [
+        TextChunk("Let me"),
+        TextChunk(" check."),
+        ToolUse(ToolCall("call_1", "get_weather", arguments)),
+        ToolUse(ToolCall("call_2", "get_time", "{}")),
+        UsageReport(30, 40),
+        Finish("tool_use", ANY, ANY),
+    ]
+
+
+async def test_an_answer_of_tool_calls_ending_with_stop_still_stops_for_tool_use(
+    fake: FakeOpenAI, provider: Provider
+) -> None:
+    """Ollama and older vLLM end a tool-calling answer with "stop"; the caller must still see
+    that the answer is a call to run, not a final answer."""
+    fake.script(
+        Answer(
+            chunks=(),
+            calls=(StreamedCall("call_7", "get_weather", '{"city": "Oslo"}', fragment_size=3),),
+            finish_reason="stop",
+        )
+    )
+
+    events = await collect(provider, tool_call())
+
+    assert [e for e in events if not isinstance(e, UsageReport)] == [
+        ToolUse(ToolCall("call_7", "get_weather", '{"city": "Oslo"}')),
+        Finish("tool_use", ANY, ANY),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("call", "problem"),
+    [
+        (StreamedCall("call_1", "get_weather", '{"city": "Par'), "not JSON"),  # cut short
+        (StreamedCall("call_1", "get_weather", '{"city": Paris}'), "not JSON"),
+        (StreamedCall("call_1", "get_weather", '["Paris"]'), "JSON array"),
+        (StreamedCall("", "get_weather", '{"city": "Paris"}'), "no id"),  # unanswerable
+    ],
+)
+async def test_a_malformed_tool_call_is_a_provider_error_not_a_call(
+    fake: FakeOpenAI, provider: Provider, call: StreamedCall, problem: str
+) -> None:
+    fake.script(Answer(chunks=(), calls=(call,), finish_reason="tool_calls"))
+    seen: list[ProviderEvent] = []
+
+    with pytest.raises(MalformedResponse, match=f"tool call .*{problem}"):
+        await collect_until_error(provider, tool_call(), seen)
+
+    assert not any(isinstance(e, ToolUse | Finish) for e in seen)
