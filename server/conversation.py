@@ -8,7 +8,8 @@ The rules, each reported at the field it is about (`messages[3].tool_call_id`, s
   object; a tool result answers a call of an earlier assistant turn, once;
 - the conversation ends with a user turn, or with tool results;
 - a tool has a unique name of letters, digits, "_" and "-" (at most 64, as the providers
-  require) and an input schema that is a JSON object;
+  require) and an input schema that is a JSON object and a valid JSON Schema (a cascade
+  validates tool calls against it, so a broken one must not get that far);
 - a tool choice needs tools, and MODE_TOOL names one of them.
 """
 
@@ -18,6 +19,9 @@ import json
 import re
 from collections.abc import Sequence
 from typing import Any
+
+from jsonschema import validators  # type: ignore[import-untyped]  # ships no type information
+from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
 
 from fareway.core.content import Block, Message, Role, Text, Tool, ToolCall, ToolChoice
 from fareway.core.content import ToolChoiceMode as Mode
@@ -97,7 +101,13 @@ def decode_tools(
         elif tool.name in seen:
             violations.append(FieldViolation(f"tools[{i}].name", f"'{tool.name}' appears twice"))
         seen.add(tool.name)
-        schema = _json_object(tool.input_schema_json, f"tools[{i}].input_schema_json", violations)
+        where = f"tools[{i}].input_schema_json"
+        schema = _json_object(tool.input_schema_json, where, violations)
+        if schema is not None:
+            try:
+                validators.validator_for(schema).check_schema(schema)
+            except SchemaError as error:
+                violations.append(FieldViolation(where, f"not a JSON Schema: {error.message}"))
         decoded.append(Tool(tool.name, tool.description, schema or {}))
     return tuple(decoded)
 

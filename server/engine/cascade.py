@@ -5,11 +5,18 @@ threshold is set aside for the next model up the plan's ladder.
   `providers.assessment.AssessmentParser` before the caller sees it), or the geometric mean of
   its token probabilities where the provider reports log-probabilities. None (a missing or
   unreadable tail, no log-probabilities) is low confidence: it escalates.
-- `Answer` carries one attempt's text to the caller. Buffered: nothing goes out until the answer
-  is accepted (`release`). Speculative: text goes out at once, holding back only what could be
-  the start of the tail; an escalation tells the caller to discard it (`discard`), and should
-  the answer stand after all (its successors failed, or could not be afforded), `release`
-  sends it again in full.
+- An answer that calls tools is judged by its calls alone (`judge_answer`): it stands when
+  every call names one of the request's tools and its arguments validate against that tool's
+  input schema, and escalates, with a reason naming the tool and the validation error, when one does
+  not. Its confidence is not read: a call is an action, not text a model can rate, and a call
+  that validates is as good as a cheap model's call gets. On the wire its confidence is 1
+  when it stands and 0 when it escalates.
+- `Answer` carries one attempt's answer (text and tool calls, in order) to the caller.
+  Buffered: nothing goes out until the answer is accepted (`release`). Speculative: it goes
+  out at once, holding back only text that could be the start of the tail; an escalation
+  tells the caller to discard it, tool calls included (`discard`), and should the answer
+  stand after all (its successors failed, or could not be afforded), `release` sends it
+  again in full.
 - `Ladder` walks the plan's stronger models, skipping any the request already tried (a fallback
   may have landed on one) and those the budget cannot cover: the engine holds each step's cost
   before it escalates, and when it cannot, the last answer stands and the reason says so.
@@ -20,9 +27,14 @@ The engine runs the attempts and sends the events; this module decides and shape
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from jsonschema import validators  # type: ignore[import-untyped]  # ships no type information
+from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+from referencing.exceptions import Unresolvable
+
+from fareway.core.content import Tool, ToolCall
 from fareway.providers.assessment import AssessmentParser
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Cascade, CascadeMode, ConfidenceSource
@@ -95,23 +107,70 @@ class Answer:
 
 @dataclass(frozen=True)
 class Judged:
-    """A complete cascade answer and what it was judged to be worth."""
+    """A complete cascade answer and what it was judged to be worth: its confidence, or for an
+    answer that called tools, what is wrong with its calls (`invalid`, "" when nothing)."""
 
     result: AttemptResult
     answer: Answer
     confidence: float | None
+    invalid: str = ""
+
+    @property
+    def called(self) -> bool:
+        """The answer called tools, so its calls decide, not a confidence."""
+        return bool(self.result.tool_calls)
 
     def accepted(self, threshold: float) -> bool:
-        """Confident enough to stand (a missing confidence never is)."""
+        """Good enough to stand: valid calls, or confident enough (a missing confidence never
+        is)."""
+        if self.called:
+            return not self.invalid
         return self.confidence is not None and self.confidence >= threshold
 
     def gated(self) -> float:
-        """The confidence as reported on the wire: a missing one counts as 0."""
+        """The confidence as reported on the wire: a missing one counts as 0, and an answer that
+        called tools has 1 when its calls are valid, 0 when not."""
+        if self.called:
+            return 0.0 if self.invalid else 1.0
         return self.confidence if self.confidence is not None else 0.0
+
+
+def judge_answer(answer: Answer, result: AttemptResult, tools: Sequence[Tool]) -> Judged:
+    """Judge a complete answer once, at its end: by its tool calls when it made any, else by its
+    confidence (see the module docstring)."""
+    confidence = answer.confidence(result)  # also strips the tail from what the caller sees
+    if not result.tool_calls:
+        return Judged(result, answer, confidence)
+    problems = (call_problem(call, tools) for call in result.tool_calls)
+    return Judged(result, answer, None, next((p for p in problems if p), ""))
+
+
+def call_problem(call: ToolCall, tools: Sequence[Tool]) -> str:
+    """What is wrong with a tool call: a tool the request does not offer, or arguments that do
+    not validate against its input schema; "" when nothing is. A schema whose `$ref` fareway
+    cannot resolve is the caller's to fix, not the model's fault: the call is not held
+    against it."""
+    tool = next((t for t in tools if t.name == call.name), None)
+    if tool is None:
+        return f"the call of tool '{call.name}' names no tool of the request"
+    try:
+        arguments = call.arguments()
+    except ValueError as bad:  # providers assemble JSON, but a cascade does not assume it
+        return f"the call of tool '{call.name}' has arguments that are not JSON ({bad})"
+    schema = dict(tool.input_schema)
+    try:
+        found = best_match(validators.validator_for(schema)(schema).iter_errors(arguments))
+    except Unresolvable:
+        return ""
+    if found is None:
+        return ""
+    return f"the call of tool '{call.name}' does not validate at {found.json_path}: {found.message}"
 
 
 def escalation_reason(judged: Judged, threshold: float) -> str:
     """Why an answer was set aside, for the escalation event."""
+    if judged.called:
+        return judged.invalid
     if judged.confidence is None:
         return "the answer gave no readable confidence"
     return f"confidence {judged.confidence:.2f} is below the threshold {threshold:g}"

@@ -60,6 +60,7 @@ from opentelemetry.trace import Span
 
 from fareway.budgets.ledger import Ledger, RateLimit
 from fareway.core.clock import Clock
+from fareway.core.content import ToolChoiceMode
 from fareway.core.errors import (
     AllCandidatesFailed,
     BudgetExceeded,
@@ -92,7 +93,14 @@ from fareway.server.engine.attempt import (
 )
 from fareway.server.engine.bill import Bill
 from fareway.server.engine.breaker import BreakerPolicy
-from fareway.server.engine.cascade import SIGNAL, Answer, Judged, Ladder, escalation_reason
+from fareway.server.engine.cascade import (
+    SIGNAL,
+    Answer,
+    Judged,
+    Ladder,
+    escalation_reason,
+    judge_answer,
+)
 from fareway.server.engine.channel import Channel
 from fareway.server.engine.consult import consult
 from fareway.server.engine.events import (
@@ -274,7 +282,9 @@ class Run:
         result, answer = await self._first_answer(cascade)
         if cascade is None or answer is None:
             return self._finished(result)
-        return await self._escalate(cascade, Judged(result, answer, answer.confidence(result)))
+        return await self._escalate(
+            cascade, judge_answer(answer, result, self._decision.request.tools)
+        )
 
     async def _first_answer(self, cascade: Cascade | None) -> tuple[AttemptResult, Answer | None]:
         """Attempts down the plan's fallback order until one answers (the fallback policy);
@@ -338,7 +348,7 @@ class Run:
             verdict = judge(result)
             if verdict is Verdict.ANSWERED:
                 await self._channel.send(Billed(result.usage))
-                judged, stands = Judged(result, answer, answer.confidence(result)), ""
+                judged, stands = judge_answer(answer, result, self._decision.request.tools), ""
                 continue
             error = result.error
             assert error is not None, "judge() answers for every result without an error"
@@ -472,11 +482,15 @@ class Run:
 
     def _call(self, model: ModelSpec) -> ProviderCall:
         """The provider call of an attempt on `model` starting now; a cascade asks for what
-        its confidence source needs."""
+        its confidence source needs, unless the tool choice forces a tool call (such an answer
+        is judged by its calls, and a self-assessment instruction would only compete with it)."""
         decision = self._decision
         request = decision.request
         cascade = decision.plan.cascade
-        assess = cascade is not None and cascade.source is ConfidenceSource.SELF_ASSESSMENT
+        choice = request.tool_choice
+        forced = choice is not None and choice.mode in (ToolChoiceMode.ANY, ToolChoiceMode.TOOL)
+        source = cascade.source if cascade is not None and not forced else None
+        assess = source is ConfidenceSource.SELF_ASSESSMENT
         return ProviderCall(
             model=model,
             system=with_instruction(request.system) if assess else request.system,
@@ -484,7 +498,7 @@ class Run:
             max_tokens=decision.max_tokens_for(model),
             timeout_s=self._remaining(),
             self_assessment=assess,
-            logprobs=cascade is not None and cascade.source is ConfidenceSource.LOGPROBS,
+            logprobs=source is ConfidenceSource.LOGPROBS,
             tools=request.tools,
             tool_choice=request.tool_choice,
         )
