@@ -52,6 +52,7 @@ CANDIDATES = "fareway.candidates"  # one "model tier score" or "model tier exclu
 ESTIMATED_COST = "fareway.estimated_cost_micros"
 BUDGET_REMAINING = "fareway.budget_remaining_micros"
 LATENCY_TARGET = "fareway.latency_target_ms"
+STEP_TYPE = "fareway.step_type"  # an agent step's type (hints.step_type), when the caller gave one
 SIGNAL_PREFIX = "fareway.signal."
 AMOUNT = "fareway.amount_micros"
 FROM_MODEL = "fareway.from_model"

@@ -9,6 +9,14 @@
 
 Route and attempt spans are started with an explicit parent and never made "current", so no
 context is attached across the yields of a stream.
+
+With `record_content`, an attempt span carries its messages as the GenAI conventions shape
+them: `gen_ai.input.messages` is each turn's role and parts (`text`; `tool_call` with the
+call's id, name and arguments; `tool_call_response` with the id of the call it answers and
+the tool's output), and `gen_ai.output.messages` the answer as one assistant message with its
+text and tool calls, and its finish reason. Without it, none of that is recorded. The route
+span carries an agent step's type (`fareway.step_type`), so a trace of an agent's loop shows
+which step each request was.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from fareway.core.content import Message
+from fareway.core.content import Block, Message, Text, ToolCall, ToolResult
 from fareway.routing.breaker import Transition, utc_iso
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Decision
@@ -91,6 +99,9 @@ class Tracing:
             attributes[names.BUDGET_REMAINING] = budget_remaining_micros
         if decision.latency_target_ms:
             attributes[names.LATENCY_TARGET] = decision.latency_target_ms
+        step_type = decision.request.hints.step_type
+        if step_type:
+            attributes[names.STEP_TYPE] = step_type
         for signal, value in decision.signals.items():
             attributes[names.SIGNAL_PREFIX + signal] = value
         span.set_attributes(attributes)
@@ -121,7 +132,7 @@ class Tracing:
             attributes[names.SERVER_ADDRESS] = server_address
         if self.record_content:
             attributes[names.GEN_AI_INPUT_MESSAGES] = json.dumps(
-                [{"role": m.role.value, "content": m.text} for m in messages]
+                [{"role": m.role.value, "parts": [_part(b) for b in m.blocks]} for m in messages]
             )
         span = self._tracer.start_span(
             f"{names.OPERATION_CHAT} {model.provider_model_id}",
@@ -144,8 +155,10 @@ class Tracing:
         stop_reason: str,
         response_id: str = "",
         text: str = "",
+        tool_calls: Sequence[ToolCall] = (),
     ) -> None:
-        """What the provider reported for an attempt that answered (or was cut short)."""
+        """What the provider reported for an attempt that answered (or was cut short); with
+        `record_content`, its text and tool calls as the output message."""
         attributes: dict[str, AttributeValue] = {
             names.GEN_AI_RESPONSE_MODEL: response_model,
             names.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
@@ -155,10 +168,15 @@ class Tracing:
             attributes[names.GEN_AI_RESPONSE_FINISH_REASONS] = [stop_reason]
         if response_id:
             attributes[names.GEN_AI_RESPONSE_ID] = response_id
-        if self.record_content and text:
-            attributes[names.GEN_AI_OUTPUT_MESSAGES] = json.dumps(
-                [{"role": "assistant", "content": text}]
-            )
+        if self.record_content and (text or tool_calls):
+            blocks: list[Block] = [Text(text)] if text else []
+            output: dict[str, object] = {
+                "role": "assistant",
+                "parts": [_part(b) for b in (*blocks, *tool_calls)],
+            }
+            if stop_reason:
+                output["finish_reason"] = stop_reason
+            attributes[names.GEN_AI_OUTPUT_MESSAGES] = json.dumps([output])
         span.set_attributes(attributes)
 
 
@@ -245,6 +263,29 @@ def trace_id_hex(span: Span) -> str:
     """The span's W3C trace id as 32 hex digits, or "" when it is not recorded."""
     context = span.get_span_context()
     return f"{context.trace_id:032x}" if context.is_valid else ""
+
+
+def _part(block: Block) -> dict[str, object]:
+    """One block as a GenAI message part."""
+    if isinstance(block, Text):
+        return {"type": "text", "content": block.text}
+    if isinstance(block, ToolResult):
+        return {"type": "tool_call_response", "id": block.call_id, "response": block.content}
+    return {
+        "type": "tool_call",
+        "id": block.id,
+        "name": block.name,
+        "arguments": _arguments(block),
+    }
+
+
+def _arguments(call: ToolCall) -> object:
+    """The call's arguments as the conventions want them, an object; the text itself when it
+    is not JSON (a broken call is recorded as it came)."""
+    try:
+        return call.arguments()
+    except ValueError:
+        return call.arguments_json
 
 
 def _candidate(model: ModelSpec, score: float, excluded_reason: str) -> str:

@@ -87,6 +87,7 @@ class Observer:
             stop_reason=result.stop_reason,
             response_id=result.response_id,
             text=result.text,
+            tool_calls=result.tool_calls,
         )
         self._telemetry.metrics.record_attempt(
             provider=self._providers[model.provider].genai_name,

@@ -15,6 +15,7 @@ transitions, which need servers of their own, are in test_otlp_export_policies.p
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import secrets
@@ -526,12 +527,16 @@ async def test_record_content_puts_prompt_and_answer_on_the_attempt_span() -> No
             await running.stop(grace_s=1)
         [attempt] = [s for s in receiver.spans() if s.kind == CLIENT]
     assert outcome.code == grpc.StatusCode.OK
-    assert attempt.attributes[names.GEN_AI_INPUT_MESSAGES] == (
-        f'[{{"role": "user", "content": "hello {PROMPT_MARKER}"}}]'
-    )
-    assert attempt.attributes[names.GEN_AI_OUTPUT_MESSAGES] == (
-        f'[{{"role": "assistant", "content": "{ANSWER_MARKER} and more"}}]'
-    )
+    assert json.loads(str(attempt.attributes[names.GEN_AI_INPUT_MESSAGES])) == [
+        {"role": "user", "parts": [{"type": "text", "content": f"hello {PROMPT_MARKER}"}]}
+    ]
+    assert json.loads(str(attempt.attributes[names.GEN_AI_OUTPUT_MESSAGES])) == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": f"{ANSWER_MARKER} and more"}],
+            "finish_reason": "end_turn",
+        }
+    ]
 
 
 def closed_port() -> int:
