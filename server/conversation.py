@@ -20,8 +20,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from jsonschema import validators  # type: ignore[import-untyped]  # ships no type information
-from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+from jsonschema import validators
+from jsonschema.exceptions import SchemaError
 
 from fareway.core.content import Block, Message, Role, Text, Tool, ToolCall, ToolChoice
 from fareway.core.content import ToolChoiceMode as Mode

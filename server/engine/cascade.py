@@ -30,8 +30,8 @@ import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from jsonschema import validators  # type: ignore[import-untyped]  # ships no type information
-from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+from jsonschema import validators
+from jsonschema.exceptions import best_match
 from referencing.exceptions import Unresolvable
 
 from fareway.core.content import Tool, ToolCall
