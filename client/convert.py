@@ -131,6 +131,7 @@ def _message(turn: Turn) -> router_pb2.Message:
             for c in turn.tool_calls
         ],
         tool_call_id=turn.tool_call_id,
+        images=[router_pb2.Image(media_type=i.media_type, data=i.data) for i in turn.images],
     )
 
 

@@ -7,6 +7,8 @@ durations are integers too. `StreamEvent` is the union `Client.generate` yields.
 from __future__ import annotations
 
 import json
+import mimetypes
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,11 +55,28 @@ def _no_input() -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class Image:
+    """An image for a user turn: its encoded bytes and their media type ("image/png",
+    "image/jpeg", "image/gif" or "image/webp"; at most 5 MiB)."""
+
+    media_type: str
+    data: bytes
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Image:
+        """The image in `path`, its media type from the file name's extension."""
+        name = os.fspath(path)
+        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        with open(name, "rb") as handle:
+            return cls(media_type, handle.read())
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """One turn of a conversation, as the wire's `Message` has it: what a `(role, content)`
     pair says, plus the tool fields an agent loop needs.
 
-    - `Turn.user(text)`: what the user says;
+    - `Turn.user(text, images)`: what the user says, and the images it shows the model;
     - `Turn.assistant(text, tool_calls)`: the model's earlier answer, with the tools it called
       (`Completion.turn` is the answer you just received, ready to append);
     - `Turn.tool(call_id, content)`: a tool's result, answering the call with that id.
@@ -69,11 +88,13 @@ class Turn:
     """On an assistant turn: the tools it called, in order (`content` may then be empty)."""
     tool_call_id: str = ""
     """On a tool turn: the id of the `ToolCall` this result answers."""
+    images: tuple[Image, ...] = ()
+    """On a user turn: images shown to the model before the text (a "vision" model answers)."""
 
     @classmethod
-    def user(cls, text: str) -> Turn:
-        """A user turn."""
-        return cls(Role.USER, text)
+    def user(cls, text: str, images: Sequence[Image] = ()) -> Turn:
+        """A user turn, with the images it shows."""
+        return cls(Role.USER, text, images=tuple(images))
 
     @classmethod
     def assistant(cls, text: str, tool_calls: Sequence[ToolCall] = ()) -> Turn:

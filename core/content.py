@@ -5,12 +5,13 @@ result and plain text are one type that the router, the providers, the engine, t
 the client all read the same way, instead of a string with tool fields beside it:
 
 - `Text`: words, from the user, the model or (inside a `ToolResult`) a tool;
+- `Image`: an image the user shows the model (its bytes and media type), before the words;
 - `ToolCall`: the model calling a tool, with its arguments as complete JSON text (providers
   stream them in fragments; nothing downstream sees a fragment);
 - `ToolResult`: a tool's output, sent back by the caller, answering one `ToolCall` by its id.
 
-Roles: `USER` turns hold text; `ASSISTANT` turns hold text and tool calls; `TOOL` turns hold
-exactly one tool result (the wire's ROLE_TOOL message: `tool_call_id` and `content`).
+Roles: `USER` turns hold images and text; `ASSISTANT` turns hold text and tool calls; `TOOL`
+turns hold exactly one tool result (the wire's ROLE_TOOL message: `tool_call_id` and `content`).
 
 A request's `Tool`s (name, description, the JSON Schema of the input, parsed) and `ToolChoice`
 (auto, any, none, or one named tool) live here too. Every structural rule (a tool result
@@ -43,6 +44,20 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Image:
+    """An image shown to the model: its encoded bytes and their media type ("image/png")."""
+
+    media_type: str
+    data: bytes
+
+
+IMAGE_TOKENS = 1_600
+"""What an image is counted as in a prompt's token estimate: Anthropic's figure for the
+largest image it takes without downscaling (about 1.15 megapixels at 750 pixels a token);
+OpenAI's high-detail tiles come to about as much. An upper bound, as the budget hold needs."""
+
+
+@dataclass(frozen=True)
 class ToolCall:
     """The model calling a tool: the provider's id for the call, the tool, and the arguments as
     one complete JSON object."""
@@ -64,7 +79,7 @@ class ToolResult:
     content: str
 
 
-Block = Text | ToolCall | ToolResult
+Block = Text | Image | ToolCall | ToolResult
 
 
 @dataclass(frozen=True)
@@ -75,9 +90,9 @@ class Message:
     blocks: tuple[Block, ...]
 
     @classmethod
-    def user(cls, text: str) -> Message:
-        """A user turn of plain text."""
-        return cls(Role.USER, (Text(text),))
+    def user(cls, text: str, images: tuple[Image, ...] = ()) -> Message:
+        """A user turn: its images, then its text."""
+        return cls(Role.USER, (*images, Text(text)))
 
     @classmethod
     def assistant(cls, text: str, calls: tuple[ToolCall, ...] = ()) -> Message:
@@ -106,6 +121,11 @@ class Message:
         if not calls:
             return self.text  # no copy of a megabyte turn
         return "\n".join([self.text, *(f"{c.name}({c.arguments_json})" for c in calls)])
+
+    @property
+    def images(self) -> tuple[Image, ...]:
+        """The images this turn shows, in order."""
+        return tuple(b for b in self.blocks if isinstance(b, Image))
 
     @property
     def tool_calls(self) -> tuple[ToolCall, ...]:

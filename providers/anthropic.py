@@ -16,11 +16,13 @@ only then is one complete `ToolUse` yielded (`providers.tool_calls`).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncGenerator
 
 import anthropic
 import httpx2
 from anthropic.types import (
+    Base64ImageSourceParam,
     ContentBlockParam,
     MessageParam,
     ToolChoiceParam,
@@ -135,7 +137,7 @@ def _messages(messages: tuple[Message, ...]) -> list[MessageParam]:
                 out.append({"role": "user", "content": results})
             results.append(block)
         elif message.role is Role.USER and results is not None:
-            results.append({"type": "text", "text": message.text})
+            results.extend(_user_blocks(message))
             results = None
         else:
             out.append(_message(message))
@@ -146,7 +148,9 @@ def _messages(messages: tuple[Message, ...]) -> list[MessageParam]:
 def _message(message: Message) -> MessageParam:
     """A user or assistant turn; string content unless the turn called tools."""
     if message.role is Role.USER:
-        return {"role": "user", "content": message.text}
+        if not message.images:
+            return {"role": "user", "content": message.text}
+        return {"role": "user", "content": _user_blocks(message)}
     if not message.tool_calls:
         return {"role": "assistant", "content": message.text}
     blocks: list[ContentBlockParam] = []
@@ -162,6 +166,22 @@ def _message(message: Message) -> MessageParam:
             }
             blocks.append(use)
     return {"role": "assistant", "content": blocks}
+
+
+def _user_blocks(message: Message) -> list[ContentBlockParam]:
+    """A user turn as content blocks: its images (base64, as the API takes them), its text."""
+    blocks: list[ContentBlockParam] = []
+    for image in message.images:
+        data = base64.b64encode(image.data).decode("ascii")
+        source: Base64ImageSourceParam = {
+            "type": "base64",
+            "media_type": image.media_type,  # type: ignore[typeddict-item]  # checked at the edge
+            "data": data,
+        }
+        blocks.append({"type": "image", "source": source})
+    if message.text:
+        blocks.append({"type": "text", "text": message.text})
+    return blocks
 
 
 def _tool(tool: Tool) -> ToolParam:

@@ -26,16 +26,19 @@ reported as "tool_use" whichever word ended it, so callers see one rule.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncGenerator
 
 import httpx2
 import openai
 from openai.types.chat import (
     ChatCompletionAssistantMessageParam,
+    ChatCompletionContentPartParam,
     ChatCompletionMessageParam,
     ChatCompletionMessageToolCallParam,
     ChatCompletionToolChoiceOptionParam,
     ChatCompletionToolParam,
+    ChatCompletionUserMessageParam,
 )
 from openai.types.chat.chat_completion_chunk import Choice, ChoiceDeltaToolCall
 from openai.types.shared_params import FunctionDefinition
@@ -164,10 +167,29 @@ def _messages(system: str, messages: tuple[Message, ...]) -> list[ChatCompletion
         if result is not None:
             out.append({"role": "tool", "tool_call_id": result.call_id, "content": result.content})
         elif message.role is Role.USER:
-            out.append({"role": "user", "content": message.text})
+            out.append(_user(message))
         else:
             out.append(_assistant(message))
     return out
+
+
+def _user(message: Message) -> ChatCompletionUserMessageParam:
+    """A user turn: plain text, or its images (as data URLs) then its text."""
+    if not message.images:
+        return {"role": "user", "content": message.text}
+    parts: list[ChatCompletionContentPartParam] = [
+        {
+            "type": "image_url",
+            "image_url": {
+                "url": f"data:{image.media_type};base64,"
+                + base64.b64encode(image.data).decode("ascii")
+            },
+        }
+        for image in message.images
+    ]
+    if message.text:
+        parts.append({"type": "text", "text": message.text})
+    return {"role": "user", "content": parts}
 
 
 def _assistant(message: Message) -> ChatCompletionAssistantMessageParam:

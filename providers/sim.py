@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
 from fareway.core.clock import Clock
-from fareway.core.content import Role, Tool, ToolCall, ToolChoice, ToolChoiceMode, prompt_texts
+from fareway.core.content import Role, Tool, ToolCall, ToolChoice, ToolChoiceMode
 from fareway.core.errors import (
     Overloaded,
     ProviderError,
@@ -66,7 +66,7 @@ from fareway.providers.base import (
     ToolUse,
     UsageReport,
 )
-from fareway.routing.tokens import estimate_prompt_tokens, estimate_tokens
+from fareway.routing.tokens import estimate_request_tokens, estimate_tokens
 
 _SOURCE_TEXT = (
     "the router weighs each request against cost and latency and picks a model that can "
@@ -204,7 +204,7 @@ class SimProvider:
         if plan.failure is not None and plan.fail_after == 0:
             # Refused before the stream opens, as an HTTP error is: no event at all.
             await self._fail(plan.failure, call)
-        input_tokens = estimate_prompt_tokens(call.system, prompt_texts(call.messages, call.tools))
+        input_tokens = estimate_request_tokens(call.system, call.messages, call.tools)
         yield UsageReport(input_tokens, 0)
         await self._wait(plan.wait_s, call)
         for sent, piece in enumerate(plan.pieces):

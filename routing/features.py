@@ -48,9 +48,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
 
-from fareway.core.content import prompt_texts
 from fareway.routing.request import RouteRequest
-from fareway.routing.tokens import estimate_prompt_tokens, estimate_tokens
+from fareway.routing.tokens import estimate_request_tokens, estimate_tokens
 
 # Above this many characters of text a request counts as large: the server and router then
 # yield to the event loop between the steps that touch all of it (decoding, measuring), so
@@ -129,9 +128,7 @@ def extract_features(request: RouteRequest) -> Features:
         query_lower=searched.lower(),
         word_count=words,
         query_tokens=estimate_tokens(query),
-        prompt_tokens=estimate_prompt_tokens(
-            request.system, prompt_texts(request.messages, request.tools)
-        ),
+        prompt_tokens=estimate_request_tokens(request.system, request.messages, request.tools),
         has_code=bool(_CODE_PATTERN.search(searched)),
         step_type=request.hints.step_type,
         labels=request.hints.labels,

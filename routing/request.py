@@ -54,6 +54,11 @@ class RouteRequest:
     tool_choice: ToolChoice | None = None
 
     @property
+    def has_images(self) -> bool:
+        """Whether any turn shows the model an image."""
+        return any(message.images for message in self.messages)
+
+    @property
     def query(self) -> str:
         """The last user turn's text: the task that routing looks at. In an agent's loop the
         conversation ends with tool results, and what decides the next step is the task the

@@ -5,7 +5,8 @@ A request with tools needs the "tools" capability as if the caller had required 
 without it are excluded with a reason naming it, and when that leaves none the request is
 INVALID_ARGUMENT on `tools`. The tool definitions are part of the prompt estimate
 (`features.prompt_tokens`), so the context-window constraint, the cost estimates and the
-budget hold all count them."""
+budget hold all count them. Images likewise need the "vision" capability, and each counts as
+`core.content.IMAGE_TOKENS` in the estimate."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from fareway.routing.strategy import Lifecycle, Ranking, Scored, Strategy, unkno
 
 PIN_STRATEGY = "pin"
 TOOLS_CAPABILITY = "tools"  # what a model must offer to serve a request with tools
+VISION_CAPABILITY = "vision"  # and one with images
 CASCADE_THRESHOLD_SIGNAL = "cascade.threshold"  # the threshold applied, overrides and all
 
 
@@ -374,6 +376,8 @@ def _constraint_violation(
     # Tools imply the capability: a model without it would ignore them or refuse the call.
     if request.tools and TOOLS_CAPABILITY not in model.capabilities:
         return "tools", f"lacks the '{TOOLS_CAPABILITY}' capability that the request's tools need"
+    if request.has_images and VISION_CAPABILITY not in model.capabilities:
+        return "messages", f"lacks the '{VISION_CAPABILITY}' capability that the images need"
     needed = features.prompt_tokens + min(request.max_tokens, model.max_output_tokens)
     if needed > model.context_window:
         return "messages", (

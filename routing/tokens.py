@@ -9,7 +9,9 @@ for ASCII text and one encode otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+from fareway.core.content import IMAGE_TOKENS, Message, Tool, prompt_texts
 
 # English runs near 4 characters a token on modern BPE vocabularies; code and other scripts run
 # denser. Three bytes a token overestimates nearly everything, which is what a bound wants.
@@ -36,3 +38,12 @@ def estimate_prompt_tokens(system: str, contents: Iterable[str]) -> int:
     for content in contents:
         total += estimate_tokens(content) + _PER_MESSAGE_OVERHEAD
     return total
+
+
+def estimate_request_tokens(
+    system: str, messages: Sequence[Message], tools: Sequence[Tool] = ()
+) -> int:
+    """A conservative token count for what a model is sent: the system text, every turn (tool
+    calls and results included), the tool definitions, and IMAGE_TOKENS for each image."""
+    images = sum(len(message.images) for message in messages)
+    return estimate_prompt_tokens(system, prompt_texts(messages, tools)) + images * IMAGE_TOKENS

@@ -2,7 +2,8 @@
 
 The rules, each reported at the field it is about (`messages[3].tool_call_id`, say):
 
-- a turn is ROLE_USER (text, nothing else), ROLE_ASSISTANT (text, tool calls, or both) or
+- a turn is ROLE_USER (text, images, or both; an image is PNG, JPEG, GIF or WebP of at most
+  5 MiB), ROLE_ASSISTANT (text, tool calls, or both) or
   ROLE_TOOL (the result of one call: `tool_call_id` and `content`, which may be empty);
 - a tool call has an id unique in the conversation, a name, and arguments that are a JSON
   object; a tool result answers a call of an earlier assistant turn, once;
@@ -23,7 +24,7 @@ from typing import Any
 from jsonschema import validators
 from jsonschema.exceptions import SchemaError
 
-from fareway.core.content import Block, Message, Role, Text, Tool, ToolCall, ToolChoice
+from fareway.core.content import Block, Image, Message, Role, Text, Tool, ToolCall, ToolChoice
 from fareway.core.content import ToolChoiceMode as Mode
 from fareway.core.errors import FieldViolation
 from fareway.v1 import router_pb2
@@ -41,6 +42,8 @@ _MODES = {
     router_pb2.ToolChoice.MODE_TOOL: Mode.TOOL,
 }
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Anthropic's limit per image, the stricter provider's
 
 
 def decode_turns(
@@ -65,14 +68,20 @@ def decode_turns(
         blank = not content or content.isspace()  # isspace stops early; strip would copy
         if turn.tool_call_id:
             violations.append(FieldViolation(f"{where}.tool_call_id", "only on ROLE_TOOL turns"))
+        if role is not Role.USER and turn.images:
+            violations.append(FieldViolation(f"{where}.images", "only on ROLE_USER turns"))
         if role is Role.USER:
             if turn.tool_calls:
                 violations.append(
                     FieldViolation(f"{where}.tool_calls", "only on ROLE_ASSISTANT turns")
                 )
-            if blank:
+            images = tuple(
+                _image(image, f"{where}.images[{j}]", violations)
+                for j, image in enumerate(turn.images)
+            )
+            if blank and not images:
                 violations.append(FieldViolation(f"{where}.content", "must not be empty"))
-            decoded.append(Message.user(content))
+            decoded.append(Message.user(content, images))
             continue
         made = tuple(_call(c, f"{where}.tool_calls[{j}]", calls, violations)
                      for j, c in enumerate(turn.tool_calls))  # fmt: skip
@@ -134,6 +143,18 @@ def decode_tool_choice(
     elif mode is not Mode.TOOL and choice.name:
         violations.append(FieldViolation("tool_choice.name", "only with MODE_TOOL"))
     return ToolChoice(mode, choice.name if mode is Mode.TOOL else "")
+
+
+def _image(image: router_pb2.Image, where: str, violations: list[FieldViolation]) -> Image:
+    if image.media_type not in IMAGE_TYPES:
+        known = ", ".join(sorted(IMAGE_TYPES))
+        violations.append(FieldViolation(f"{where}.media_type", f"must be one of {known}"))
+    size = len(image.data)
+    if not 0 < size <= MAX_IMAGE_BYTES:
+        violations.append(
+            FieldViolation(f"{where}.data", f"must hold 1 to {MAX_IMAGE_BYTES} bytes, not {size}")
+        )
+    return Image(image.media_type, image.data)
 
 
 def _call(

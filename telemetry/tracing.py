@@ -29,7 +29,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from fareway.core.content import Block, Message, Text, ToolCall, ToolResult
+from fareway.core.content import Block, Image, Message, Text, ToolCall, ToolResult
 from fareway.routing.breaker import Transition, utc_iso
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import Decision
@@ -271,6 +271,10 @@ def _part(block: Block) -> dict[str, object]:
         return {"type": "text", "content": block.text}
     if isinstance(block, ToolResult):
         return {"type": "tool_call_response", "id": block.call_id, "response": block.content}
+    if isinstance(block, Image):
+        # The conventions' blob part, without its bytes: an image may be megabytes, and a
+        # span attribute is no place for it.
+        return {"type": "blob", "modality": "image", "mime_type": block.media_type}
     return {
         "type": "tool_call",
         "id": block.id,

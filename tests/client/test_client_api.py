@@ -23,6 +23,7 @@ def test_all_lists_the_public_names() -> None:
         "Fallback",
         "FarewayError",
         "Hedge",
+        "Image",
         "InvalidArgument",
         "ModelInfo",
         "OnExceed",

@@ -56,7 +56,8 @@ PUBLISHED = {
         "hedges": 9,
         "tool_calls": 10,
     },
-    "Message": {"role": 1, "content": 2, "tool_calls": 3, "tool_call_id": 4},
+    "Message": {"role": 1, "content": 2, "tool_calls": 3, "tool_call_id": 4, "images": 5},
+    "Image": {"media_type": 1, "data": 2},
     "GenerateRequest": {
         "messages": 1,
         "system": 2,
