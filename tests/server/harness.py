@@ -89,10 +89,12 @@ def make_config(
     day_cap_usd: float = 100,
     fast_context_window: int = 200_000,
     requests_per_minute: int = 10_000,
+    template: str = CONFIG_TEMPLATE,
 ) -> FarewayConfig:
     """The test configuration, its models served by `provider`: "sim", "upstream" (Anthropic
-    at `base_url`) or "compatible" (OpenAI-compatible at `base_url`)."""
-    text = CONFIG_TEMPLATE.format(
+    at `base_url`) or "compatible" (OpenAI-compatible at `base_url`). `template` is
+    CONFIG_TEMPLATE or a test's edit of it."""
+    text = template.format(
         provider=provider,
         base_url=base_url,
         day_cap_usd=day_cap_usd,

@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import json
 
-from fareway.config.loader import parse_config
 from fareway.core.content import ToolCall
 from fareway.v1 import router_pb2
-from tests.server.harness import CONFIG_TEMPLATE, TENANT_KEY, Harness, HarnessFactory, metadata
+from tests.server.harness import (
+    CONFIG_TEMPLATE,
+    TENANT_KEY,
+    Harness,
+    HarnessFactory,
+    make_config,
+    metadata,
+)
 from tests.server.tool_scripts import ToolScripted, call, install, tool_answer
 
 AUTH = metadata(TENANT_KEY)
@@ -28,17 +34,7 @@ CASCADE = "  cascade: {{type: cascade, threshold: 0.8, max_escalations: 2}}\n"
 async def serve_cascade(serve: HarnessFactory) -> Harness:
     """The test configuration with a cascade strategy (fast-1, then balanced-1, powerful-1)."""
     text = CONFIG_TEMPLATE.replace("  cost: {{type: cost}}\n", "  cost: {{type: cost}}\n" + CASCADE)
-    config = parse_config(
-        text.format(
-            provider="sim",
-            base_url="http://127.0.0.1:9",
-            day_cap_usd=100,
-            fast_context_window=200_000,
-            requests_per_minute=10_000,
-        ),
-        "<test config>",
-    )
-    harness: Harness = await serve(config)
+    harness: Harness = await serve(make_config(template=text))
     return harness
 
 

@@ -11,7 +11,7 @@ import pytest
 from google.rpc import error_details_pb2
 
 from fareway.budgets.memory import MemoryLedger
-from fareway.config.loader import load_config, parse_config
+from fareway.config.loader import load_config
 from fareway.core.clock import ManualClock
 from fareway.core.content import Tool
 from fareway.routing.tokens import estimate_prompt_tokens
@@ -65,17 +65,7 @@ async def serve_without_tools(serve: HarnessFactory, *models: str) -> Harness:
         for before, after in (("[tools]", "[]"), ("[tools, vision]", "[vision]")):
             old = f"capabilities: {before}, quality: {quality[model]}"
             text = text.replace(old, f"capabilities: {after}, quality: {quality[model]}")
-    config = parse_config(
-        text.format(
-            provider="sim",
-            base_url="http://127.0.0.1:9",
-            day_cap_usd=100,
-            fast_context_window=200_000,
-            requests_per_minute=10_000,
-        ),
-        "<test config>",
-    )
-    harness: Harness = await serve(config)
+    harness: Harness = await serve(make_config(template=text))
     return harness
 
 
