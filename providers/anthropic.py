@@ -71,6 +71,7 @@ class AnthropicProvider:
         input_tokens = 0
         response_id = response_model = ""
         pending: dict[int, PendingCall] = {}  # tool calls still streaming, by content block
+        cut: ProviderError | None = None  # a call that did not parse, until the stop reason
         try:
             # Anthropic reports no log-probabilities: `call.logprobs` is ignored here.
             async with self._client.messages.stream(
@@ -102,10 +103,17 @@ class AnthropicProvider:
                         # A fragment for a block that is no open tool call: KeyError, malformed.
                         pending[event.index].fragments.append(event.delta.partial_json)
                     elif event.type == "content_block_stop" and event.index in pending:
-                        yield ToolUse(pending.pop(event.index).complete(call.model.id))
+                        try:
+                            yield ToolUse(pending.pop(event.index).complete(call.model.id))
+                        except ProviderError as error:
+                            # Only the stop reason, which comes later, tells a call cut by
+                            # max_tokens (dropped, see tool_calls.py) from a broken one.
+                            cut = error
                     elif event.type == "message_delta":
                         stop_reason = event.delta.stop_reason or ""
                         yield UsageReport(input_tokens, event.usage.output_tokens)
+                if cut is not None and stop_reason != "max_tokens":
+                    raise cut
                 yield Finish(stop_reason or "end_turn", response_id, response_model)
         except (anthropic.APIError, httpx2.RequestError) as exc:
             # The SDK wraps transport errors only while sending; once the stream is open, a read

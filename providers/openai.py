@@ -127,9 +127,15 @@ class OpenAIProvider:
                             _collect(pending, fragment)
                         if choice.finish_reason:
                             finish_reason = choice.finish_reason
-                            called = called or bool(pending)
                             for index in sorted(pending):
-                                yield ToolUse(pending.pop(index).complete(call.model.id))
+                                try:
+                                    tool = pending.pop(index).complete(call.model.id)
+                                except ProviderError:
+                                    if finish_reason == "length":
+                                        continue  # cut by max_tokens: dropped (tool_calls.py)
+                                    raise
+                                called = True
+                                yield ToolUse(tool)
         except (openai.APIError, httpx2.RequestError) as exc:
             # openai 3.57 wraps transport errors while reading a stream too, but the raw httpx2
             # ones are mapped the same way in case any escapes (as they do from anthropic's).
@@ -140,7 +146,9 @@ class OpenAIProvider:
             # Every compatible server ends an answer with a finish_reason; a body that ends
             # cleanly without one was cut short (a proxy giving up, say), not finished.
             raise ProviderUnreachable("stream ended without a finish_reason", model=call.model.id)
-        stop_reason = "tool_use" if called else _STOP_REASONS.get(finish_reason, finish_reason)
+        stop_reason = _STOP_REASONS.get(finish_reason, finish_reason)
+        if called and finish_reason != "length":
+            stop_reason = "tool_use"
         yield Finish(stop_reason, response_id, response_model)
 
     async def aclose(self) -> None:

@@ -7,6 +7,11 @@ collects them in a `PendingCall` and, when the upstream says the call is complet
 into a `ToolCall` whose arguments are checked to be one JSON object. A call whose fragments do
 not make one (a truncated or garbled stream) raises `MalformedResponse`, so the caller sees a
 provider failure instead of a call it cannot run.
+
+Except when the answer stopped at max_tokens: then the last call was cut by the limit the
+caller set, not broken by the provider. It is dropped, and the answer ends with stop reason
+`max_tokens`, as text cut there does, so the caller raises max_tokens; a fallback would only
+hit the same limit on another model, and count against a model that did nothing wrong.
 """
 
 from __future__ import annotations

@@ -244,3 +244,24 @@ async def test_malformed_tool_input_is_a_provider_error_not_a_call(
         await collect_until_error(provider, tool_call(), seen)
 
     assert not any(isinstance(e, ToolUse | Finish) for e in seen)
+
+
+async def test_a_call_cut_by_max_tokens_is_dropped_and_the_answer_stops_there(
+    fake: FakeAnthropic, provider: Provider
+) -> None:
+    """The limit the caller set cut the call: not a provider failure (which would fall back to
+    another model and hit the same limit), but an answer that stopped at max_tokens."""
+    fake.script(
+        Answer(
+            chunks=("Checking",),
+            calls=(StreamedCall("toolu_1", "get_weather", '{"city": "Par'),),
+            stop_reason="max_tokens",
+        )
+    )
+
+    events = await collect(provider, tool_call())
+
+    assert [e for e in events if not isinstance(e, UsageReport)] == [
+        TextChunk("Checking"),
+        Finish("max_tokens", ANY, ANY),
+    ]

@@ -243,3 +243,21 @@ async def test_a_malformed_tool_call_is_a_provider_error_not_a_call(
         await collect_until_error(provider, tool_call(), seen)
 
     assert not any(isinstance(e, ToolUse | Finish) for e in seen)
+
+
+async def test_a_call_cut_by_max_tokens_is_dropped_and_the_answer_stops_there(
+    fake: FakeOpenAI, provider: Provider
+) -> None:
+    """The limit the caller set cut the last call: not a provider failure (which would fall
+    back to another model and hit the same limit), but an answer that stopped at max_tokens,
+    the calls that did complete kept."""
+    whole = StreamedCall("call_1", "get_time", "{}")
+    cut = StreamedCall("call_2", "get_weather", '{"city": "Par')
+    fake.script(Answer(chunks=(), calls=(whole, cut), finish_reason="length"))
+
+    events = await collect(provider, tool_call())
+
+    assert [e for e in events if not isinstance(e, UsageReport)] == [
+        ToolUse(ToolCall("call_1", "get_time", "{}")),
+        Finish("max_tokens", ANY, ANY),
+    ]
