@@ -49,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from fareway.config.loader import load_config
     from fareway.server.app import serve
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     config = load_config(args.config)
     asyncio.run(
         serve(
@@ -64,3 +62,20 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+QUIET_LOGGERS = ("httpx2",)
+"""Libraries whose INFO lines are per upstream request ("HTTP Request: POST ... 200 OK"): a
+line for every model call buries fareway's own log and costs CPU on the streaming path; their
+warnings and errors still show."""
+
+
+def configure_logging() -> None:
+    """fareway's own INFO lines on stderr, the per-request chatter of QUIET_LOGGERS left out."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # basicConfig leaves a root that already has a handler as it is: the level still applies.
+    logging.getLogger().setLevel(logging.INFO)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
