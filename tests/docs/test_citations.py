@@ -18,8 +18,9 @@ ROOT = THIS_FILE.parents[2]
 CITATION = re.compile(r"(?<![\w/.-])((?:\.\./)*(?:[\w-]+/)*[\w-]+\.(?:md|proto))\b(?!\.\w)")
 # Protobuf's well-known types ship with every protobuf installation.
 EXTERNAL_PREFIXES = ("google/protobuf/",)
-# Files fareway's commands write (`fareway eval --out`), named where they are described.
-WRITTEN = frozenset({"results.md"})
+# Files fareway's commands and benchmarks write (`fareway eval --out`, `bench/overhead.py
+# --out`), named where they are described.
+WRITTEN = frozenset({"results.md", "overhead.md"})
 # Generated code quotes its inputs.
 SKIPPED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
