@@ -83,10 +83,13 @@ class LearnedConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Loaded:
-    """The model and the embedder it was trained with, ready to score."""
+    """The model, the embedder it was trained with, and the threshold at the strategy's share
+    (fixed for the model's life, so found once here rather than on every request)."""
 
     model: LearnedModel
     embedder: Embedder
+    share: float
+    threshold: float
 
     def score(self, query: str) -> float:
         """The strong-score of one query (blocking: one embedding)."""
@@ -135,8 +138,7 @@ class LearnedStrategy(AcceptsAnyHints):
     ) -> Ranking:
         loaded = await self._ready()
         score = await self._run_cpu(lambda: loaded.score(features.query))
-        share = loaded.model.strong_share if self._strong_share is None else self._strong_share
-        threshold = loaded.model.threshold_at(share)
+        share, threshold = loaded.share, loaded.threshold
         strong = score >= threshold
         target = self._strong if strong else self._weak
         why = (
@@ -159,4 +161,5 @@ class LearnedStrategy(AcceptsAnyHints):
         from fareway.routing.learned.model import DEFAULT_MODEL, load_model
 
         model = load_model(self._model_path or DEFAULT_MODEL)
-        return Loaded(model, self._embedder_for(model.embedder))
+        share = model.strong_share if self._strong_share is None else self._strong_share
+        return Loaded(model, self._embedder_for(model.embedder), share, model.threshold_at(share))
