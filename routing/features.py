@@ -98,6 +98,7 @@ class Features:
     step_type: str
     labels: Mapping[str, str]
     word_count_estimated: bool = False  # True when the query was too long to count in full
+    has_images: bool = False  # some turn shows the model an image (the "vision" constraint)
 
     @cached_property
     def instruction(self) -> Instruction:
@@ -133,6 +134,7 @@ def extract_features(request: RouteRequest) -> Features:
         step_type=request.hints.step_type,
         labels=request.hints.labels,
         word_count_estimated=estimated,
+        has_images=request.has_images,
     )
 
 

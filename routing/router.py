@@ -376,7 +376,7 @@ def _constraint_violation(
     # Tools imply the capability: a model without it would ignore them or refuse the call.
     if request.tools and TOOLS_CAPABILITY not in model.capabilities:
         return "tools", f"lacks the '{TOOLS_CAPABILITY}' capability that the request's tools need"
-    if request.has_images and VISION_CAPABILITY not in model.capabilities:
+    if features.has_images and VISION_CAPABILITY not in model.capabilities:
         return "messages", f"lacks the '{VISION_CAPABILITY}' capability that the images need"
     needed = features.prompt_tokens + min(request.max_tokens, model.max_output_tokens)
     if needed > model.context_window:
