@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # numpy and the evaluation code load when the command runs, n
 
     from fareway.config.schema import FarewayConfig
     from fareway.evaluation.dataset import FloatArray, LabelledSet
-    from fareway.evaluation.metrics import Curve, Interval, OperatingPoint, SummaryIntervals
+    from fareway.evaluation.metrics import Curve, OperatingPoint, SummaryIntervals
     from fareway.routing.embedders import EmbedderPool
 
 BENCHMARKS = (*ROUTELLM, ROUTERARENA)
@@ -182,8 +182,8 @@ def _markdown(report: _Report) -> str:
     for name, scored in report.routers.items():
         figures = scored.figures
         lines.append(
-            f"| {name} | {_interval(figures.apgr, '.3f')} | {_interval(figures.cpt50, '.1%')} "
-            f"| {_interval(figures.cpt80, '.1%')} |"
+            f"| {name} | {figures.apgr.formatted('.3f')} | {figures.cpt50.formatted('.1%')} "
+            f"| {figures.cpt80.formatted('.1%')} |"
         )
     if report.points:
         lines += [
@@ -207,7 +207,3 @@ def _header(data: LabelledSet) -> str:
             f"strong {data.strong_cost().mean():.3g}"
         )
     return header
-
-
-def _interval(interval: Interval, spec: str) -> str:
-    return f"{interval.estimate:{spec}} [{interval.low:{spec}}, {interval.high:{spec}}]"

@@ -153,5 +153,4 @@ def _figures(scores: FloatArray, data: LabelledSet, rng: np.random.Generator) ->
     from fareway.evaluation.metrics import bootstrap
 
     f = bootstrap(scores, data, rng, resamples=200)
-    interval = f"{f.apgr.estimate:.3f} [{f.apgr.low:.3f}, {f.apgr.high:.3f}]"
-    return f"{interval:<24}{f.cpt50.estimate:<12.1%}{f.cpt80.estimate:.1%}"
+    return f"{f.apgr.formatted('.3f'):<24}{f.cpt50.estimate:<12.1%}{f.cpt80.estimate:.1%}"

@@ -84,6 +84,10 @@ class Interval:
     low: float
     high: float
 
+    def formatted(self, spec: str) -> str:
+        """ "estimate [low, high]", each number in the format `spec` (".3f", ".1%")."""
+        return f"{self.estimate:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
 
 @dataclass(frozen=True, slots=True)
 class SummaryIntervals:
