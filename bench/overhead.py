@@ -59,6 +59,7 @@ from typing import Any
 
 import grpc
 import yaml
+from bare_grpc import serve_bare  # this folder: see its docstring
 
 from fareway.v1 import router_pb2
 
@@ -195,21 +196,12 @@ async def serve_relay(port: int, upstream: str) -> None:
             async for text in stream.text_stream:
                 yield router_pb2.GenerateEvent(delta=router_pb2.TextDelta(text=text))
 
-    handler = grpc.method_handlers_generic_handler(
-        "fareway.v1.RouterService",
-        {
-            "Generate": grpc.unary_stream_rpc_method_handler(
-                generate,
-                request_deserializer=router_pb2.GenerateRequest.FromString,
-                response_serializer=router_pb2.GenerateEvent.SerializeToString,
-            )
-        },
+    handler = grpc.unary_stream_rpc_method_handler(
+        generate,
+        request_deserializer=router_pb2.GenerateRequest.FromString,
+        response_serializer=router_pb2.GenerateEvent.SerializeToString,
     )
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
+    await serve_bare(port, "Generate", handler)
 
 
 # --- the load process -------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from bare_grpc import serve_bare  # this folder: see its docstring
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fareway.v1 import router_pb2
@@ -181,21 +182,12 @@ async def serve_empty(port: int) -> None:
     async def route(request: router_pb2.GenerateRequest, context: object) -> object:
         return empty
 
-    handler = grpc.method_handlers_generic_handler(
-        "fareway.v1.RouterService",
-        {
-            "Route": grpc.unary_unary_rpc_method_handler(
-                route,
-                request_deserializer=router_pb2.GenerateRequest.FromString,
-                response_serializer=router_pb2.RouteDecision.SerializeToString,
-            )
-        },
+    handler = grpc.unary_unary_rpc_method_handler(
+        route,
+        request_deserializer=router_pb2.GenerateRequest.FromString,
+        response_serializer=router_pb2.RouteDecision.SerializeToString,
     )
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
+    await serve_bare(port, "Route", handler)
 
 
 async def load(target: str, callers: int, calls: int, warmup: int, strategy: str) -> None:
