@@ -59,14 +59,14 @@ from typing import Any
 
 import grpc
 import yaml
-from bare_grpc import serve_bare  # this folder: see its docstring
+from bare_grpc import serve_bare  # this folder, as processes: see their docstrings
+from processes import cpu_seconds, free_port, peak_rss_mb, stop
 
 from fareway.v1 import router_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "fareway-demo-key"  # the embedded default's demo tenant
 GENERATE = "/fareway.v1.RouterService/Generate"
-TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PROMPT = "Say hello to the new team members in one friendly sentence."  # no rule: balanced tier
 MAX_TOKENS = 256
@@ -324,56 +324,6 @@ async def load(kind: str, target: str, concurrency: int, seconds: float, warmup:
 # --- the harness ------------------------------------------------------------------------------
 
 
-def tree(pid: int) -> list[int]:
-    """`pid` and its descendants (LiteLLM's proxy may start workers)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            except (OSError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo.extend(children.get(p, []))
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process `pid` and its descendants so far."""
-    total = 0.0
-    for p in tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / TICKS
-    return total
-
-
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM of `pid` and its descendants, MB."""
-    total = 0
-    for p in tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def wait_port(port: int, process: subprocess.Popen[bytes], what: str, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
@@ -412,15 +362,6 @@ def wait_generate(target: str, process: subprocess.Popen[bytes], what: str) -> N
                 last = error
                 time.sleep(0.1)
     raise RuntimeError(f"{what} did not answer Generate: {last}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 class Receiver:

@@ -35,7 +35,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,14 +45,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from bare_grpc import serve_bare  # this folder: see its docstring
+from bare_grpc import serve_bare  # this folder, as processes: see their docstrings
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from processes import cpu_seconds, free_port, stop
 
 from fareway.v1 import router_pb2
 
 KEY = "fareway-demo-key"  # the embedded default's demo tenant
 ROUTE = "/fareway.v1.RouterService/Route"
-TICKS = os.sysconf("SC_CLK_TCK")
 # What a router sees: requests of each kind the default routes, short and with payloads.
 PROMPTS = (
     "Classify the sentiment of this review as positive or negative: 'The battery died after "
@@ -95,19 +94,6 @@ def request_bodies(strategy: str) -> list[bytes]:
         ).SerializeToString()
         for p in PROMPTS
     ]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process `pid` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def environment(tree: str) -> dict[str, str]:
@@ -164,15 +150,6 @@ def wait_serving(
                 pass
             time.sleep(0.005)
     raise RuntimeError("the server did not answer SERVING in time")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 async def serve_empty(port: int) -> None:
