@@ -7,8 +7,14 @@ fresh store (a new memory ledger, a new SQLite file, a new Redis key prefix). Ra
 each backend with the memory ledger measured in the same invocation, so they are comparable
 even when the machine is not.
 
+`--cpu` measures instead what one Generate costs the ledger in this process's CPU time (every
+thread's: SQLite runs on a thread of its own): the calls the engine makes before its first
+event and after the answer (`generate_calls`), one request at a time, in microseconds per
+request. Wall time would mostly measure waiting; CPU time is what a busy server runs out of.
+
     python bench/ledger.py                      # memory, sqlite, redis; 1 and 16 workers
     python bench/ledger.py --ops 20000 --runs 7 --workers 1 4 16 64
+    python bench/ledger.py --cpu --backends sqlite --ops 2000 --runs 7
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from pathlib import Path
 
 import redis
 
-from fareway.budgets.ledger import Ledger, Limit
+from fareway.budgets.ledger import Ledger, Limit, RateLimit
 from fareway.budgets.memory import MemoryLedger
 from fareway.budgets.redis import RedisLedger
 from fareway.budgets.sqlite import SqliteLedger
@@ -41,6 +47,8 @@ TENANT = "bench"
 HOLD_MICROS = 2_000
 SETTLE_MICROS = 1_500
 TOKENS = 300
+# Generous enough never to refuse: the benchmark measures the check, not the refusal.
+RATE = RateLimit(requests_per_minute=10**9, tokens_per_minute=10**12)
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class Options:
     backends: tuple[str, ...]
     redis_url: str
     directory: Path | None  # None: a temporary folder, removed afterwards
+    cpu: bool = False  # CPU time per Generate instead of throughput
 
 
 def parse_args(argv: Sequence[str]) -> Options:
@@ -92,6 +101,12 @@ def parse_args(argv: Sequence[str]) -> Options:
         default=None,
         help="folder for the SQLite files (a temporary folder); its disk sets the speed",
     )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="measure process CPU microseconds per Generate's ledger calls, one request at a "
+        "time, instead of throughput (--workers is then ignored)",
+    )
     args = parser.parse_args(argv)
     if args.ops < max(args.workers) or args.runs < 1 or min(args.workers) < 1:
         parser.error("need --runs >= 1, --workers >= 1 and --ops >= the largest --workers")
@@ -103,6 +118,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         backends=backends,
         redis_url=args.redis_url,
         directory=args.dir,
+        cpu=args.cpu,
     )
 
 
@@ -124,13 +140,36 @@ async def run_once(ledger: Ledger, ops: int, workers: int) -> float:
     return ops / (time.perf_counter() - started)
 
 
+async def generate_calls(ledger: Ledger, hold_id: str) -> None:
+    """The ledger calls one Generate makes in the engine, in order (router_service's shared
+    budget read is left out: concurrent requests share it)."""
+    await ledger.admit(TENANT, RATE)
+    await ledger.hold(TENANT, hold_id, HOLD_MICROS)
+    await ledger.state(TENANT)
+    await ledger.settle(TENANT, hold_id, SETTLE_MICROS, tokens=TOKENS)
+    await ledger.record_latency(TENANT, met_target=True)
+
+
+async def cpu_once(ledger: Ledger, requests: int) -> float:
+    """Process CPU microseconds per request for `requests` Generates' ledger calls in a row."""
+    await ledger.configure(TENANT, [Limit(Window.DAY, 10**15)], latency_target_ms=1_000)
+    await generate_calls(ledger, "warm-up")  # opens files and connections, loads scripts
+    started = time.process_time()
+    for i in range(requests):
+        await generate_calls(ledger, f"r{i}")
+    return (time.process_time() - started) / requests * 1e6
+
+
 async def measure(backend: str, options: Options, workers: int) -> float:
     """The median throughput of `options.runs` runs, each on a fresh store."""
     results = []
     for run in range(options.runs):
         ledger, cleanup = open_ledger(backend, options, f"{workers}w-run{run}")
         try:
-            results.append(await run_once(ledger, options.ops, workers))
+            if options.cpu:
+                results.append(await cpu_once(ledger, options.ops))
+            else:
+                results.append(await run_once(ledger, options.ops, workers))
         finally:
             await ledger.aclose()
             await asyncio.to_thread(cleanup)
@@ -210,6 +249,9 @@ async def run(options: Options) -> None:
     if "redis" in backends and not redis_answers(options.redis_url):
         print(f"no Redis at {options.redis_url}: leaving the redis row out", file=sys.stderr)
         backends.remove("redis")
+    if options.cpu:
+        await run_cpu(options, backends)
+        return
     figures: dict[str, dict[int, float]] = {}
     for backend in backends:
         figures[backend] = {}
@@ -219,6 +261,17 @@ async def run(options: Options) -> None:
     print(describe(options))
     print()
     print(table(figures, options.workers))
+
+
+async def run_cpu(options: Options, backends: Sequence[str]) -> None:
+    """One line per backend: the median CPU microseconds per Generate's ledger calls."""
+    print(
+        f"CPU per Generate's ledger calls, {options.ops} requests in a row per run, median of "
+        f"{options.runs} runs; Python {platform.python_version()}, SQLite "
+        f"{sqlite3.sqlite_version}"
+    )
+    for backend in backends:
+        print(f"{backend}: {await measure(backend, options, 1):.1f} us per request")
 
 
 if __name__ == "__main__":
