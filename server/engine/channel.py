@@ -11,6 +11,12 @@ text crosses here, and the common case (room to write, an event to read) touches
 at all. A full channel wakes its writer only once the reader has taken half of it, so a
 provider faster than the caller fills it in bursts instead of one event per turn of the event
 loop (each turn costs more than the events it would carry).
+
+Text that queued up while the reader was away (its previous write to the caller in flight)
+comes out as one `Delta`: adjacent pieces of text are joined when read, so a caller slower
+than the model gets fewer, larger messages (each gRPC message costs a write and a `sendmsg`)
+and one as fast gets every piece as it came. The first piece is never held back waiting for
+more: only what is already queued is joined. Other events are never joined or reordered.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 
-from fareway.server.engine.events import GenerationEvent
+from fareway.server.engine.events import Delta, GenerationEvent
 
 CHANNEL_SIZE = 128  # events a writer may be ahead of the caller
 
@@ -66,8 +72,11 @@ class Channel:
                 await self._reader
             finally:
                 self._reader = None
-        item = self._items.popleft()
-        if self._writers and len(self._items) <= self._size // 2:
+        items = self._items
+        item = items.popleft()
+        if type(item) is Delta and items and type(items[0]) is Delta:
+            item = Delta(self._join_text(item.text))
+        if self._writers and len(items) <= self._size // 2:
             self._wake_writer()
         if isinstance(item, _Closed):
             self._ended = True
@@ -75,6 +84,14 @@ class Channel:
                 raise item.error
             raise StopAsyncIteration
         return item
+
+    def _join_text(self, first: str) -> str:
+        """`first` and the text of the Deltas queued right behind it, taken off the queue."""
+        items = self._items
+        pieces = [first]
+        while items and type(items[0]) is Delta:
+            pieces.append(items.popleft().text)  # type: ignore[union-attr]  # checked above
+        return "".join(pieces)
 
     async def _room(self) -> None:
         """Wait until the reader has made room for one more item."""

@@ -59,7 +59,8 @@ def test_generate_yields_a_decision_first_then_deltas_usage_and_done_last(
     assert middle, "at least one delta"
     assert all(isinstance(e, TextDelta) for e in middle)
     assert usage.model == decision.model == "balanced-1"
-    assert usage.output_tokens == len(middle), "sim sends one delta per output token"
+    text = "".join(e.text for e in middle if isinstance(e, TextDelta))
+    assert usage.output_tokens == len(text.split()), "sim sends one word per output token"
     assert done.stop_reason == "end_turn"
     assert done.total == Usage("", usage.input_tokens, usage.output_tokens, usage.cost_micros)
     assert done.total.cost_micros > 0
