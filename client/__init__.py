@@ -17,8 +17,9 @@ Agents offer tools and send their results back as turns of the conversation:
 Results are frozen dataclasses (`fareway.client.types`); failed calls raise the exceptions of
 `fareway.client.errors` (its docstring draws the tree). RESOURCE_EXHAUSTED is two of them:
 `ResourceExhausted` when fareway refused for a budget, rate or cost ceiling (it carries a
-`QuotaFailure`), `TransportLimitExceeded` when gRPC refused for size (a message or its
-metadata above a limit), which waiting will not cure.
+`QuotaFailure`; its subclass `ServerBusy` when the server process was at its bound of
+concurrent streams, worth a retry after `.retry_after`), `TransportLimitExceeded` when gRPC
+refused for size (a message or its metadata above a limit), which waiting will not cure.
 """
 
 from fareway.client.aio import AsyncClient
@@ -30,6 +31,7 @@ from fareway.client.errors import (
     InvalidArgument,
     PermissionDenied,
     ResourceExhausted,
+    ServerBusy,
     TransportLimitExceeded,
     Unauthenticated,
     Unavailable,
@@ -89,6 +91,7 @@ __all__ = [
     "RequestOptions",
     "ResourceExhausted",
     "Role",
+    "ServerBusy",
     "StreamEvent",
     "TextDelta",
     "Tool",

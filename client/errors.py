@@ -10,6 +10,9 @@
     │                          budget cap, a rate limit, or no model fits the request's cost
     │                          ceiling; .quota_violations {subject: description},
     │                          .retry_after (until the window resets)
+    │   └── ServerBusy         ...on "server:max_streams": the server process is serving its
+    │                          bound of concurrent streams; .retry_after (when a slot is
+    │                          likely free; retry then, or on another replica)
     ├── TransportLimitExceeded RESOURCE_EXHAUSTED without a QuotaFailure: a gRPC transport
     │                          limit, not a budget (a message or its metadata larger than the
     │                          client or server accepts); retrying the same call will not help
@@ -38,6 +41,9 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 
 DETAILS_KEY = "grpc-status-details-bin"
+
+# The QuotaFailure subject of a refusal for load (the server's `server.max_streams`).
+SERVER_BUSY_SUBJECT = "server:max_streams"
 
 # The google.rpc detail types unpacked into `.details`; others stay packed as `Any`.
 _DETAIL_TYPES: tuple[type[Message], ...] = (
@@ -120,6 +126,12 @@ class ResourceExhausted(FarewayError):
         return found
 
 
+class ServerBusy(ResourceExhausted):
+    """The server process was serving its bound of concurrent streams (`server.max_streams`)
+    and refused the call before doing any work: nothing was routed or billed. Retry after
+    `.retry_after` (a short estimate of when a stream ends), or on another replica."""
+
+
 class TransportLimitExceeded(FarewayError):
     """gRPC itself refused the call for its size (RESOURCE_EXHAUSTED with no QuotaFailure): a
     request or reply above a message size limit, or trailers above the metadata limit. Not a
@@ -185,11 +197,19 @@ def from_rpc_error(error: grpc.RpcError) -> FarewayError:
     kind = _BY_CODE.get(code, UnexpectedStatus)
     # fareway attaches a QuotaFailure to every budget, rate and ceiling refusal; gRPC's own
     # RESOURCE_EXHAUSTED (a size limit of the transport) carries none.
-    if kind is ResourceExhausted and not any(
-        isinstance(d, error_details_pb2.QuotaFailure) for d in details
-    ):
-        kind = TransportLimitExceeded
+    if kind is ResourceExhausted:
+        kind = _exhausted_kind(details)
     return kind(code, message, details)
+
+
+def _exhausted_kind(details: tuple[Message, ...]) -> type[FarewayError]:
+    """Which RESOURCE_EXHAUSTED: fareway's refusal for load, for budget, rate or ceiling (a
+    QuotaFailure either way), or gRPC's own size limit (none)."""
+    quotas = [d for d in details if isinstance(d, error_details_pb2.QuotaFailure)]
+    if not quotas:
+        return TransportLimitExceeded
+    subjects = {v.subject for quota in quotas for v in quota.violations}
+    return ServerBusy if SERVER_BUSY_SUBJECT in subjects else ResourceExhausted
 
 
 def _call(error: grpc.RpcError, method: str) -> Any:

@@ -27,6 +27,9 @@ from fareway.routing.decision import CascadeMode
 from fareway.routing.strategies import StrategyConfig
 from fareway.routing.strategy import unknown
 
+# The default of `server.max_streams`: one constant, set from the benchmarks.
+DEFAULT_MAX_STREAMS = 256
+
 FieldPath = tuple[str | int, ...]  # a location in the file, as pydantic reports it
 
 
@@ -55,6 +58,10 @@ class ServerSettings(_Strict):
     tls: TlsSettings | None = None  # None: plaintext (fine on loopback or behind a mesh)
     # How many candidates a request may try before giving up (the first plus fallbacks).
     max_attempts: int = Field(3, ge=1)
+    # Generate and Complete calls one server process serves at once; beyond it a call is
+    # refused at once with RESOURCE_EXHAUSTED and a retry hint (`server.admission`). Applies
+    # on reload. Per process: `fareway serve --workers N` serves N times as many.
+    max_streams: int = Field(DEFAULT_MAX_STREAMS, ge=1)
 
 
 class SimConfidenceSettings(_Strict):

@@ -8,6 +8,8 @@
     ├── BudgetExceeded          RESOURCE_EXHAUSTED (carries the limit and when it resets)
     ├── RateLimitExceeded       RESOURCE_EXHAUSTED (carries when the minute ends)
     ├── NoModelFits             RESOURCE_EXHAUSTED (no allowed model fits the cost ceiling)
+    ├── ServerBusy              RESOURCE_EXHAUSTED (the process is at server.max_streams
+    │                                               streams; carries when to retry)
     ├── ProviderError           an attempt failed; the next candidate may take over
     │   ├── RateLimited         (carries Retry-After)
     │   ├── Overloaded
@@ -86,6 +88,17 @@ class RateLimitExceeded(FarewayError):
 
 class NoModelFits(FarewayError):
     """No allowed model fits the request's cost ceiling."""
+
+
+class ServerBusy(FarewayError):
+    """This server process is already serving its bound of concurrent streams
+    (`server.max_streams`, see `fareway.server.admission`); the call was refused before any
+    work, and a slot is likely free after `retry_after_s`."""
+
+    def __init__(self, message: str, *, limit: int, retry_after_s: float) -> None:
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
 
 
 class ProviderError(FarewayError):

@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from fareway.config.schema import FarewayConfig
 from fareway.core.clock import Clock, SystemClock
 from fareway.core.errors import StartupError
+from fareway.server.admission import Admission
 from fareway.server.auth import KeyRing, guard_demo_keys
 from fareway.server.budget_service import BudgetService
 from fareway.server.interceptor import RequestInterceptor
@@ -38,7 +39,8 @@ SERVICE_NAMES = (
 
 class RunningServer:
     """A started server and what it serves; `stop` drains it and settles what is in flight.
-    `serving` holds the current runtime (a reload swaps it), `tls` the TLS credentials."""
+    `serving` holds the current runtime (a reload swaps it), `tls` the TLS credentials,
+    `admission` the process's count of streams in flight."""
 
     def __init__(
         self,
@@ -47,11 +49,13 @@ class RunningServer:
         serving: Serving,
         health: health.aio.HealthServicer,
         tls: ServerTls | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.server = server
         self.port = port
         self.serving = serving
         self.tls = tls
+        self.admission = admission
         self._health = health
 
     @property
@@ -90,14 +94,17 @@ async def start_server(
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
     ]
+    serving = Serving(runtime)
+    # One count for the process, whatever reloads do; its bound is the current configuration's.
+    admission = Admission(lambda: serving.current.config.server.max_streams, runtime.clock)
     interceptor = RequestInterceptor(
         runtime.keys,
         runtime.clock,
         runtime.telemetry.tracing,
         max_request_bytes=settings.max_request_bytes,
+        admission=admission,
     )
     server = grpc.aio.server(interceptors=[interceptor], options=options)
-    serving = Serving(runtime)
     router_pb2_grpc.add_RouterServiceServicer_to_server(
         PerCallServicer(serving, RouterService), server
     )
@@ -113,7 +120,7 @@ async def start_server(
     enable_reflection(server, (*SERVICE_NAMES, health.SERVICE_NAME))
     bound = await _listen(server, host, port, tls)
     await server.start()
-    return RunningServer(server, bound, serving, health_servicer, tls)
+    return RunningServer(server, bound, serving, health_servicer, tls, admission)
 
 
 async def _listen(server: grpc.aio.Server, host: str, port: int, tls: ServerTls | None) -> int:

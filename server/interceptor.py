@@ -21,6 +21,11 @@ time, and after a step that took t, the next starts t later. Large requests then
 half of the event loop, whatever their number; small ones are served in the other half. The
 parse takes its turn here; the handler finds the same FairShare in `large_request` for its
 own steps (decoding and routing), and None for a small request.
+
+Generate and Complete also take a slot of the process's `Admission` (`server.admission`) for
+their whole run, right after authentication and before the body is parsed, routed or held in
+the ledger: a server at `server.max_streams` refuses them at once with ServerBusy. The
+Admission is the process's, handed in by `start_server`, so it outlives configuration reloads.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +43,9 @@ from google.protobuf.message import Error as ProtobufError
 from opentelemetry.trace import Span
 
 from fareway.core.clock import Clock
-from fareway.core.errors import FarewayError, InvalidRequest
+from fareway.core.errors import FarewayError, InvalidRequest, ServerBusy
 from fareway.routing.echo import echo
+from fareway.server.admission import BOUNDED_METHODS, Admission
 from fareway.server.auth import KeyRing, current_principal
 from fareway.server.status import abort
 from fareway.telemetry import names
@@ -98,8 +104,9 @@ class _Deferred:
 
 
 class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Traces and authenticates fareway.v1 calls, and refuses bodies that are too large or do
-    not decode (after authentication). `max_request_bytes` None leaves the size to gRPC."""
+    """Traces and authenticates fareway.v1 calls, admits streams through `admission`, and
+    refuses bodies that are too large or do not decode (after authentication).
+    `max_request_bytes` None leaves the size to gRPC; `admission` None bounds no stream."""
 
     def __init__(
         self,
@@ -108,11 +115,13 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         tracing: Tracing,
         *,
         max_request_bytes: int | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._keys = keys
         self._clock = clock
         self._tracing = tracing
         self._max_request_bytes = max_request_bytes
+        self._admission = admission
         self._fair_share = FairShare(clock)
         # Per method: (the registered handler, the handler that wraps it).
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
@@ -182,7 +191,8 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             with self._call_span(method, context):
                 await self._authenticate(context)
-                return await behaviour(await self._request(method, request, context), context)
+                with await self._admit(method, context):
+                    return await behaviour(await self._request(method, request, context), context)
 
         return wrapped
 
@@ -194,7 +204,8 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> None:
             with self._call_span(method, context):
                 await self._authenticate(context)
-                await behaviour(await self._request(method, request, context), context)
+                with await self._admit(method, context):
+                    await behaviour(await self._request(method, request, context), context)
 
         return wrapped
 
@@ -215,6 +226,18 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         try:
             current_principal.set(self._keys.authenticate(context.invocation_metadata()))
         except FarewayError as error:
+            await abort(context, error, self._clock.now())
+
+    async def _admit(
+        self, method: str, context: grpc.aio.ServicerContext
+    ) -> AbstractContextManager[object]:
+        """The call's slot, to hold for its whole run (nothing for calls that take none);
+        refuses the call with ServerBusy when the process has no slot free."""
+        if self._admission is None or method not in BOUNDED_METHODS:
+            return nullcontext()
+        try:
+            return self._admission.admit()
+        except ServerBusy as error:
             await abort(context, error, self._clock.now())
 
     async def _request(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -34,6 +34,7 @@ from fareway.core.errors import (
     PermissionDenied,
     ProviderError,
     RateLimitExceeded,
+    ServerBusy,
     StreamBroken,
     Unauthenticated,
 )
@@ -42,6 +43,8 @@ from fareway.routing.echo import ELLIPSIS
 ERROR_DOMAIN = "fareway.dev"
 # What a caller refused for an unreachable ledger is told to wait before retrying.
 LEDGER_RETRY_S = 1.0
+# The QuotaFailure subject of a refusal for load (`server.admission`): a server-wide limit.
+SERVER_BUSY_SUBJECT = "server:max_streams"
 MAX_MESSAGE_BYTES = 512
 MAX_DETAIL_TEXT_BYTES = 256
 MAX_VIOLATIONS_BYTES = 1536
@@ -73,6 +76,12 @@ def _classify(error: FarewayError, now: datetime) -> tuple[int, list[Message]]:
     if isinstance(error, RateLimitExceeded):
         return code_pb2.RESOURCE_EXHAUSTED, [
             _quota_failure(f"tenant:{error.tenant}:{error.limit}", str(error)),
+            _retry_info(error.retry_after_s),
+        ]
+    if isinstance(error, ServerBusy):
+        # A QuotaFailure, so that clients do not take it for gRPC's own size refusal.
+        return code_pb2.RESOURCE_EXHAUSTED, [
+            _quota_failure(SERVER_BUSY_SUBJECT, str(error)),
             _retry_info(error.retry_after_s),
         ]
     if isinstance(error, NoModelFits):

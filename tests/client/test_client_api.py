@@ -32,6 +32,7 @@ def test_all_lists_the_public_names() -> None:
         "RequestOptions",
         "ResourceExhausted",
         "Role",
+        "ServerBusy",
         "StreamEvent",
         "TextDelta",
         "Tool",
@@ -61,5 +62,5 @@ def test_every_error_is_a_fareway_error() -> None:
         if isinstance(getattr(fareway.client, name), type)
         and issubclass(getattr(fareway.client, name), Exception)
     ]
-    assert len(errors) == 10
+    assert len(errors) == 11
     assert all(issubclass(error, fareway.client.FarewayError) for error in errors)

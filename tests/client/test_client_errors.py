@@ -21,6 +21,7 @@ from fareway.client import (
     InvalidArgument,
     PermissionDenied,
     ResourceExhausted,
+    ServerBusy,
     TransportLimitExceeded,
     Unauthenticated,
     Unavailable,
@@ -115,8 +116,26 @@ def test_quota_failure_and_retry_info_become_violations_and_retry_after() -> Non
     error = from_rpc_error(failed(grpc.StatusCode.RESOURCE_EXHAUSTED, quota, retry_info(3600.25)))
 
     assert isinstance(error, ResourceExhausted)
+    assert not isinstance(error, ServerBusy), "a budget refusal, not one for load"
     assert error.quota_violations == {"tenant:acme": "day cap"}
     assert error.retry_after == timedelta(hours=1, milliseconds=250)
+
+
+def test_a_refusal_for_load_is_server_busy_with_its_retry_hint() -> None:
+    quota = error_details_pb2.QuotaFailure(
+        violations=[
+            error_details_pb2.QuotaFailure.Violation(
+                subject="server:max_streams", description="at its limit of 256 streams"
+            )
+        ]
+    )
+    error = from_rpc_error(failed(grpc.StatusCode.RESOURCE_EXHAUSTED, quota, retry_info(0.25)))
+
+    assert isinstance(error, ServerBusy)
+    assert isinstance(error, ResourceExhausted), "callers catching ResourceExhausted see it too"
+    assert error.quota_violations == {"server:max_streams": "at its limit of 256 streams"}
+    assert error.retry_after == timedelta(milliseconds=250)
+    assert pickle.loads(pickle.dumps(error)).retry_after == error.retry_after
 
 
 def test_resource_exhausted_without_quota_failure_is_a_transport_limit() -> None:
