@@ -23,16 +23,26 @@ one, on the same cores:
   `api_base` is the upstream, driven with the openai SDK's streamed chat completions. When it
   cannot be installed or started the run goes on without it and says why.
 
+- `fareway-2w`: the same with `fareway serve --workers 2` (two processes on one port);
+- `fareway@NAME`, one per `--tree NAME=PATH`: `fareway` run from another checkout's
+  `build/typecheck` folder (`python tools/typecheck_tree.py` there), for before/after figures
+  of a change in one run.
+
 Each configuration and concurrency is one step: a fresh load process warms up, then keeps
 `concurrency` streams open (closed loop: each caller starts its next stream when the last one
 ends) for `--seconds`, and lets the last ones finish. Time to first token is from the call to
-the first text delta, as the caller sees it. CPU per stream is read from /proc before and after
-the step for the server (its process tree) and by the load process for itself; peak RSS is
-VmHWM (the server's since it started, so it only grows across steps). Steps alternate between
-configurations at each concurrency, so whatever else the machine does falls on all of them.
+the first text delta, as the caller sees it. A call refused with RESOURCE_EXHAUSTED (a server
+at its bound on concurrent streams) is counted as refused, with how long the refusal took, and
+its caller waits the refusal's RetryInfo delay before its next call, as a well-behaved client
+does; a call past its deadline (`STREAM_TIMEOUT_S`) counts as past deadline. CPU per stream is
+read from /proc before and after the step for the server (its process tree) and by the load
+process for itself; peak RSS is VmHWM (the server's since it started, so it only grows across
+steps). Steps alternate between configurations at each concurrency, so whatever else the
+machine does falls on all of them; `--rounds R` goes through every step R times, and the table
+gives the rounds' medians of streams/s and CPU and pools their times to first token.
 
     python bench/overhead.py                                   # 1, 50, 200 concurrent, 5 s each
-    python bench/overhead.py --concurrency 1,50,200,500,1000 --out /tmp/overhead
+    python bench/overhead.py --concurrency 1,50,200,500,1000 --rounds 3 --out /tmp/overhead
     python bench/overhead.py --smoke                           # seconds; what the test runs
 """
 
@@ -47,6 +57,7 @@ import platform
 import resource
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +71,7 @@ from typing import Any
 import grpc
 import yaml
 from bare_grpc import serve_bare  # this folder, as processes: see their docstrings
+from google.rpc import error_details_pb2, status_pb2
 from processes import cpu_seconds, free_port, peak_rss_mb, stop
 
 from fareway.v1 import router_pb2
@@ -70,9 +82,9 @@ GENERATE = "/fareway.v1.RouterService/Generate"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PROMPT = "Say hello to the new team members in one friendly sentence."  # no rule: balanced tier
 MAX_TOKENS = 256
-STREAM_TIMEOUT_S = 60.0
+STREAM_TIMEOUT_S = 30.0  # each stream's deadline; one past it counts as late
 LITELLM_KEY = "FAREWAY_BENCH_LITELLM_KEY"  # the proxy's master key, for the load processes
-CONFIGURATIONS = ("direct", "relay", "fareway", "litellm")
+CONFIGURATIONS = ("direct", "relay", "fareway", "fareway-2w", "litellm")
 
 
 # --- the upstream -----------------------------------------------------------------------------
@@ -212,6 +224,8 @@ async def load(kind: str, target: str, concurrency: int, seconds: float, warmup:
     `seconds`; print the times to first token and the counts as one line of JSON."""
     ttfts: list[float] = []
     errors: list[str] = []
+    refusals: list[float] = []  # ms from the call to RESOURCE_EXHAUSTED
+    late: list[float] = []  # ms from the call to DEADLINE_EXCEEDED
     closers: list[Any] = []
     if kind == "direct":
         import anthropic
@@ -292,12 +306,25 @@ async def load(kind: str, target: str, concurrency: int, seconds: float, warmup:
 
     async def caller(until: float, into: list[float] | None) -> None:
         while time.perf_counter() < until:
+            started = time.perf_counter()
             try:
                 first = await one()
                 if not first:
                     raise RuntimeError("the stream ended without a text delta")
                 if into is not None:
                     into.append(first * 1000)
+            except grpc.aio.AioRpcError as error:
+                if into is None:
+                    raise
+                if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                    late.append((time.perf_counter() - started) * 1000)
+                elif error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    # A busy server: told at once, and when to come back, which we do.
+                    refusals.append((time.perf_counter() - started) * 1000)
+                    await asyncio.sleep(retry_delay_s(error))
+                    continue
+                else:
+                    errors.append(f"{error.code().name}: {error.details()}"[:300])
             except Exception as error:
                 if into is None:
                     raise
@@ -315,10 +342,30 @@ async def load(kind: str, target: str, concurrency: int, seconds: float, warmup:
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result = {"ttfts": ttfts, "errors": errors, "wall": wall, "cpu": cpu, "peak_kb": peak_kb}
+    result = {
+        "ttfts": ttfts,
+        "errors": errors,
+        "refusals": refusals,
+        "late": late,
+        "wall": wall,
+        "cpu": cpu,
+        "peak_kb": peak_kb,
+    }
     print(json.dumps(result), flush=True)
     for close in closers:
         await close()
+
+
+def retry_delay_s(error: grpc.aio.AioRpcError) -> float:
+    """The RetryInfo delay of a refusal (1 s when it carries none)."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                info = error_details_pb2.RetryInfo()
+                if detail.Unpack(info):
+                    return info.retry_delay.ToTimedelta().total_seconds()
+    return 1.0
 
 
 # --- the harness ------------------------------------------------------------------------------
@@ -413,34 +460,44 @@ class Server:
     name: str
     process: subprocess.Popen[bytes] | None  # None: direct, no server
     target: str
+    kind: str = ""  # how the load process calls it: direct, relay (fareway's API), litellm
+
+    def __post_init__(self) -> None:
+        self.kind = self.kind or self.name
 
 
-def start_fareway(upstream: str, folder: Path, receiver: Receiver) -> Server:
+def start_fareway(
+    upstream: str, folder: Path, receiver: Receiver, name: str, tree: str = "", workers: int = 1
+) -> Server:
+    """`fareway serve` from `tree` ("" for the installed one) with `workers` processes."""
     port = free_port()
-    config = fareway_config(upstream, folder)
+    home = folder / name
+    home.mkdir()
+    config = fareway_config(upstream, home)
     env = child_env() | {
         "FAREWAY_BENCH_UPSTREAM_KEY": "bench",
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
         "OTEL_SERVICE_NAME": "fareway-bench",
     }
+    if tree:
+        env["PYTHONPATH"] = str(Path(tree).resolve())
     serve = "import sys; from fareway.cli.main import main; sys.exit(main())"
-    with (folder / "fareway.log").open("ab") as log:
+    command = [sys.executable, "-c", serve, "serve", "--config", str(config), "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    with (home / "fareway.log").open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", serve, "serve", "--config", str(config), "--port", str(port)],
-            cwd=folder,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
+            command, cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=log
         )
     target = f"127.0.0.1:{port}"
     try:
         wait_generate(target, process, "fareway serve")
     except RuntimeError as error:
         stop(process)
-        tail = (folder / "fareway.log").read_text(errors="replace")[-2000:]
+        tail = (home / "fareway.log").read_text(errors="replace")[-2000:]
         raise RuntimeError(f"{error}\n{tail}") from error
-    return Server("fareway", process, target)
+    return Server(name, process, target, kind="relay")
 
 
 def start_relay(upstream: str) -> Server:
@@ -516,21 +573,56 @@ def start_litellm(binary: Path, upstream: str, folder: Path) -> Server:
 
 @dataclass
 class Step:
+    """One configuration at one concurrency in one round."""
+
     name: str
     concurrency: int
     ttfts: list[float]
     errors: list[str]
+    refusals: list[float]
+    late: list[float]
     rate: float
     server_cpu_ms: float | None  # per completed stream
     load_cpu_ms: float
     server_rss_mb: float | None
     load_rss_mb: float
 
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.ttfts)
+
+@dataclass
+class Row:
+    """A configuration at one concurrency over all rounds: rates and CPU are the rounds'
+    medians, times to first token and refusals are pooled."""
+
+    name: str
+    concurrency: int
+    rounds: list[Step]
+
+    def pooled(self, field: str) -> list[float]:
+        return sorted(x for step in self.rounds for x in getattr(step, field))
+
+    def percentile(self, p: float, field: str = "ttfts") -> float:
+        ordered = self.pooled(field)
         if not ordered:
             return math.nan
         return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+    def median(self, field: str) -> float | None:
+        values = [getattr(s, field) for s in self.rounds if getattr(s, field) is not None]
+        return statistics.median(values) if values else None
+
+    @property
+    def errors(self) -> list[str]:
+        return [e for step in self.rounds for e in step.errors]
+
+
+def rows(steps: list[Step]) -> list[Row]:
+    """Steps grouped by configuration and concurrency, in the order of CONFIGURATIONS."""
+    grouped: dict[tuple[str, int], list[Step]] = {}
+    for step in steps:
+        grouped.setdefault((step.name, step.concurrency), []).append(step)
+    order = {name: i for i, name in enumerate(CONFIGURATIONS)}
+    keys = sorted(grouped, key=lambda k: (order.get(k[0].split("@")[0], 99), k[0], k[1]))
+    return [Row(name, concurrency, grouped[(name, concurrency)]) for name, concurrency in keys]
 
 
 def measure(server: Server, concurrency: int, args: argparse.Namespace) -> Step:
@@ -540,7 +632,7 @@ def measure(server: Server, concurrency: int, args: argparse.Namespace) -> Step:
             sys.executable,
             __file__,
             "--load",
-            server.name,
+            server.kind,
             server.target,
             "--concurrency",
             str(concurrency),
@@ -570,6 +662,8 @@ def measure(server: Server, concurrency: int, args: argparse.Namespace) -> Step:
         concurrency,
         result["ttfts"],
         result["errors"],
+        result["refusals"],
+        result["late"],
         len(result["ttfts"]) / result["wall"],
         server_cpu / done * 1000 if server_cpu is not None else None,
         result["cpu"] / done * 1000,
@@ -579,29 +673,40 @@ def measure(server: Server, concurrency: int, args: argparse.Namespace) -> Step:
 
 
 def table(steps: list[Step]) -> str:
-    floor = {s.concurrency: s for s in steps if s.name == "direct"}
-    rows = [
-        "| configuration | concurrent | streams | streams/s | errors | TTFT p50 ms | TTFT p99 ms "
-        "| added p50 ms | added p99 ms | server CPU ms/stream | load CPU ms/stream "
-        "| server peak RSS MB | load peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    """The Markdown table: one row per configuration and concurrency, medians over rounds."""
+    grouped = rows(steps)
+    floor = {r.concurrency: r for r in grouped if r.name == "direct"}
+    relay = {r.concurrency: r for r in grouped if r.name == "relay"}
+    lines = [
+        "| configuration | concurrent | streams | streams/s | vs relay | errors | refused "
+        "| refusal p99 ms | past deadline | TTFT p50 ms | TTFT p99 ms | added p50 ms "
+        "| added p99 ms | server CPU ms/stream | vs relay | load CPU ms/stream "
+        "| server peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def num(x: float | None, fmt: str = ",.1f") -> str:
         return "—" if x is None or math.isnan(x) else format(x, fmt)
 
-    for s in steps:
-        base = floor.get(s.concurrency)
-        p50, p99 = s.percentile(50), s.percentile(99)
+    def ratio(a: float | None, b: float | None) -> str:
+        return "—" if a is None or not b else f"{a / b:.2f}"
+
+    for r in grouped:
+        base, peer = floor.get(r.concurrency), relay.get(r.concurrency)
+        p50, p99 = r.percentile(50), r.percentile(99)
         added50 = p50 - base.percentile(50) if base is not None else None
         added99 = p99 - base.percentile(99) if base is not None else None
-        rows.append(
-            f"| {s.name} | {s.concurrency:,} | {len(s.ttfts):,} | {s.rate:,.1f} | "
-            f"{len(s.errors):,} | {num(p50)} | {num(p99)} | {num(added50, '+,.1f')} | "
-            f"{num(added99, '+,.1f')} | {num(s.server_cpu_ms)} | {num(s.load_cpu_ms)} | "
-            f"{num(s.server_rss_mb, ',.0f')} | {num(s.load_rss_mb, ',.0f')} |"
+        rate, cpu = r.median("rate"), r.median("server_cpu_ms")
+        lines.append(
+            f"| {r.name} | {r.concurrency:,} | {len(r.pooled('ttfts')):,} | {num(rate)} | "
+            f"{ratio(rate, peer.median('rate') if peer else None)} | {len(r.errors):,} | "
+            f"{len(r.pooled('refusals')):,} | {num(r.percentile(99, 'refusals'))} | "
+            f"{len(r.pooled('late')):,} | {num(p50)} | {num(p99)} | "
+            f"{num(added50, '+,.1f')} | {num(added99, '+,.1f')} | {num(cpu)} | "
+            f"{ratio(cpu, peer.median('server_cpu_ms') if peer else None)} | "
+            f"{num(r.median('load_cpu_ms'))} | {num(r.median('server_rss_mb'), ',.0f')} |"
         )
-    return "\n".join(rows)
+    return "\n".join(lines)
 
 
 def plot(steps: list[Step], path: Path) -> bool:
@@ -612,17 +717,18 @@ def plot(steps: list[Step], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    names = list(dict.fromkeys(s.name for s in steps))
+    grouped = rows(steps)
+    names = list(dict.fromkeys(r.name for r in grouped))
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     panels = (
-        ("completed streams/s", lambda s: s.rate),
-        ("server CPU ms per stream", lambda s: s.server_cpu_ms),
-        ("time to first token p50 ms", lambda s: s.percentile(50)),
+        ("completed streams/s", lambda r: r.median("rate")),
+        ("server CPU ms per stream", lambda r: r.median("server_cpu_ms")),
+        ("time to first token p50 ms", lambda r: r.percentile(50)),
     )
     for axis, (title, value) in zip(axes, panels, strict=True):
         for name in names:
-            points = [(s.concurrency, value(s)) for s in steps if s.name == name]
-            points = [(c, v) for c, v in points if v is not None]
+            points = [(r.concurrency, value(r)) for r in grouped if r.name == name]
+            points = [(c, v) for c, v in points if v is not None and not math.isnan(v)]
             if points:
                 axis.plot(*zip(*points, strict=True), marker="o", label=name)
         axis.set_xscale("symlog", linthresh=1)
@@ -682,7 +788,11 @@ def benchmark(args: argparse.Namespace) -> tuple[list[Step], list[str]]:
                 elif config == "relay":
                     servers.append(start_relay(upstream))
                 elif config == "fareway":
-                    servers.append(start_fareway(upstream, folder, receiver))
+                    servers.append(start_fareway(upstream, folder, receiver, "fareway"))
+                elif config == "fareway-2w":
+                    servers.append(
+                        start_fareway(upstream, folder, receiver, "fareway-2w", workers=2)
+                    )
                 elif config == "litellm":
                     binary, why = litellm_python(args)
                     if binary is None:
@@ -692,17 +802,25 @@ def benchmark(args: argparse.Namespace) -> tuple[list[Step], list[str]]:
                         servers.append(start_litellm(binary, upstream, folder))
                     except RuntimeError as error:
                         notes.append(f"litellm skipped: {str(error).splitlines()[0]}")
-            for concurrency in args.concurrency:
-                for server in servers:
-                    print(f"# {server.name} at {concurrency} ...", file=sys.stderr, flush=True)
-                    steps.append(measure(server, concurrency, args))
+            for tree_name, tree in args.tree:
+                name = f"fareway@{tree_name}"
+                servers.append(start_fareway(upstream, folder, receiver, name, tree))
+            for round_ in range(args.rounds):
+                for concurrency in args.concurrency:
+                    for server in servers:
+                        print(
+                            f"# round {round_ + 1}: {server.name} at {concurrency} ...",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        steps.append(measure(server, concurrency, args))
         finally:
             for server in servers:
                 if server.process is not None:
                     stop(server.process)
             stop(upstream_process)
             receiver.stop()
-        if any(s.name == "fareway" for s in steps):
+        if any(s.name.startswith("fareway") for s in steps):
             exported = receiver.exports
             notes.append(
                 f"fareway exported {exported['traces']} trace and {exported['metrics']} metric "
@@ -711,8 +829,6 @@ def benchmark(args: argparse.Namespace) -> tuple[list[Step], list[str]]:
         for s in steps:
             if s.errors:
                 notes.append(f"{s.name} at {s.concurrency}: first error: {s.errors[0]}")
-    order = {n: i for i, n in enumerate(CONFIGURATIONS)}
-    steps.sort(key=lambda s: (order[s.name], s.concurrency))
     return steps, notes
 
 
@@ -733,6 +849,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=list(CONFIGURATIONS),
         help="comma-separated subset of " + ",".join(CONFIGURATIONS),
     )
+    parser.add_argument("--rounds", type=int, default=1, help="times through every step")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        type=lambda s: tuple(s.split("=", 1)),
+        metavar="NAME=PATH",
+        help="also run fareway from another checkout's build/typecheck folder, as fareway@NAME",
+    )
     parser.add_argument("--litellm", choices=("auto", "skip"), default="auto")
     parser.add_argument("--litellm-venv", default="/tmp/fareway-bench-litellm")
     parser.add_argument("--litellm-install-s", type=float, default=240.0)
@@ -752,6 +877,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"unknown configurations: {', '.join(sorted(unknown))}")
     if args.smoke:
         args.concurrency, args.seconds, args.litellm = [1, 2], 0.5, "skip"
+        args.configurations = [c for c in args.configurations if c != "fareway-2w"]
     return args
 
 
