@@ -3,6 +3,10 @@
 When the server cannot start, the reason arrives as a `StartupError` (a `ConfigError` for the
 configuration file) from the loader or from `fareway.server.app.serve`; `fareway.cli.main`
 prints its message and exits non-zero, without a traceback unless --debug.
+
+With `--workers N` above 1 this process serves nothing itself: it starts N copies of this
+command with the hidden `--worker` flag (each shares the port through SO_REUSEPORT) and
+supervises them (`fareway.server.workers`).
 """
 
 from __future__ import annotations
@@ -11,8 +15,13 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
+from typing import TYPE_CHECKING
 
 from fareway.cli import arguments
+
+if TYPE_CHECKING:
+    from fareway.config.schema import FarewayConfig
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +49,17 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="serve a non-loopback address even though the public demo keys are accepted; for "
         "demos on a trusted network only",
     )
+    serve.add_argument(
+        "--workers",
+        type=arguments.positive_int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (SO_REUSEPORT), to use N cores; above 1 needs "
+        "a shared ledger (sqlite or redis) and a parent process supervises them (default: 1, "
+        "this process serves)",
+    )
+    # Set by the parent of --workers on each worker's command line: share the port.
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=run)
 
 
@@ -51,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging()
     config = load_config(args.config)
+    if args.workers > 1:
+        return supervise(args, config)
     asyncio.run(
         serve(
             config,
@@ -59,9 +81,33 @@ def run(args: argparse.Namespace) -> int:
             args.port,
             config_path=args.config,
             allow_demo_keys_on_network=args.allow_demo_keys_on_network,
+            reuse_port=args.worker,
         )
     )
     return 0
+
+
+def supervise(args: argparse.Namespace, config: FarewayConfig) -> int:
+    """Run `args.workers` workers on one port until they have all exited; their exit status.
+    What would fail every worker alike is refused here first, once."""
+    from fareway.server.auth import KeyRing, guard_demo_keys
+    from fareway.server.workers import Supervisor, check_workers, reserve_port
+
+    check_workers(config, args.workers)
+    host = args.host or config.server.host
+    guard_demo_keys(
+        KeyRing.from_config(config, os.environ),
+        host,
+        allow_on_network=args.allow_demo_keys_on_network,
+    )
+    port = config.server.port if args.port is None else args.port
+    with reserve_port(host, port) as reserved:
+        command = [sys.executable, "-m", "fareway.cli.main"]
+        command += ["--debug"] if args.debug else []
+        command += ["serve", "--worker", "--host", host, "--port", str(reserved.getsockname()[1])]
+        command += ["--config", args.config] if args.config else []
+        command += ["--allow-demo-keys-on-network"] if args.allow_demo_keys_on_network else []
+        return Supervisor(command, args.workers).run()
 
 
 QUIET_LOGGERS = ("httpx2",)

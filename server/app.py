@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 from collections.abc import Mapping
@@ -168,11 +169,13 @@ async def serve(
     *,
     config_path: str | None = None,
     allow_demo_keys_on_network: bool = False,
+    reuse_port: bool = False,
 ) -> None:
     """Run until SIGINT or SIGTERM, then drain gracefully. SIGHUP re-reads `config_path` (None:
     the embedded default). Raises StartupError, with a one-line message, when it cannot start;
     serving a non-loopback address while the public demo keys are accepted is refused unless
-    `allow_demo_keys_on_network`."""
+    `allow_demo_keys_on_network`. `reuse_port`: share the port with the other workers of
+    `fareway serve --workers` (`server.workers`) instead of refusing a port in use."""
     host = host or config.server.host
     port = config.server.port if port is None else port
     # Before anything is opened: refusing must leave no ledger file or connection behind.
@@ -189,7 +192,7 @@ async def serve(
     try:
         runtime = await build_runtime(config, clock or SystemClock(), env)
         try:
-            running = await start_server(runtime, host, port)
+            running = await start_server(runtime, host, port, reuse_port=reuse_port)
         except BaseException:
             await runtime.aclose()
             raise
@@ -234,4 +237,4 @@ def _log_started(running: RunningServer, host: str) -> None:
     security = ""
     if running.tls is not None:
         security = " (TLS, client certificates required)" if running.tls.mutual else " (TLS)"
-    log.info("fareway listening on %s:%d%s", host, running.port, security)
+    log.info("fareway listening on %s:%d%s, pid %d", host, running.port, security, os.getpid())

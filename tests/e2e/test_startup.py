@@ -207,3 +207,23 @@ def test_debug_shows_the_traceback(
     assert result.stderr.splitlines()[-1] == (
         "fareway: error: OTEL_TRACES_EXPORTER=zipkin: fareway supports otlp, console, none"
     )
+
+
+def test_workers_on_the_memory_ledger_are_refused(tmp_path: Path) -> None:
+    result = serve(tmp_path, write(tmp_path, config()), "--workers", "2")
+
+    assert "--workers 2 needs a shared ledger" in the_one_line(result)
+
+
+def test_workers_on_a_port_in_use_are_refused_naming_it(tmp_path: Path) -> None:
+    ledger = {"type": "sqlite", "path": str(tmp_path / "ledger.db")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config_path = write(tmp_path, config(ledger=ledger))
+        result = serve(tmp_path, config_path, "--port", str(port), "--workers", "2")
+
+    assert the_one_line(result) == (
+        f"fareway: error: cannot listen on 127.0.0.1:{port}: address already in use"
+    )
