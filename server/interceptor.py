@@ -23,8 +23,9 @@ parse takes its turn here; the handler finds the same FairShare in `large_reques
 own steps (decoding and routing), and None for a small request.
 
 Generate and Complete also take a slot of the process's `Admission` (`server.admission`) for
-their whole run, right after authentication and before the body is parsed, routed or held in
-the ledger: a server at `server.max_streams` refuses them at once with ServerBusy. The
+their whole run, right after authentication and before a large body is parsed, the request
+routed or anything held in the ledger: a server at `server.max_streams` refuses them at once
+with ServerBusy. The
 Admission is the process's, handed in by `start_server`, so it outlives configuration reloads.
 """
 
@@ -236,6 +237,8 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if self._admission is None or method not in BOUNDED_METHODS:
             return nullcontext()
         try:
+            # No await between taking the slot and the caller's `with`: a cancellation cannot
+            # fall in between and leak it.
             return self._admission.admit()
         except ServerBusy as error:
             await abort(context, error, self._clock.now())
