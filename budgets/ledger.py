@@ -11,6 +11,13 @@ harmless; a hold never settled expires after the ledger's time-to-live, so a cra
 holds do not block the tenant forever. Hold ids are made per call by the server, never taken
 from the client, so a client reusing a request id cannot make a charge vanish.
 
+Two round trips per request, each one atomic step of the store (one transaction, one script):
+the first `hold` also admits the request against the tenant's rate limit (`admit=`) and
+returns the budget as it stands with the hold taken, which is what the request reports and
+the utilization gauge shows; `settle` also counts the request towards the latency attainment
+(`met_target=`). So a request costs the store no separate admission, state read or latency
+count. `state` remains for readers that hold nothing (routing, GetBudget).
+
 While a call streams, `checkpoint` records what it has used so far and pushes the hold's
 expiry forward: a hold whose process dies (or whose time-to-live runs out) is settled at its
 last checkpoint instead of being released, so a crash loses at most one checkpoint of charges.
@@ -124,15 +131,34 @@ class Ledger(Protocol):
         """The tenant's limits with current spend and live holds."""
         ...
 
-    async def hold(self, tenant: str, hold_id: str, amount_micros: int) -> None:
+    async def hold(
+        self, tenant: str, hold_id: str, amount_micros: int, *, admit: RateLimit | None = None
+    ) -> BudgetState:
         """Set this hold to `amount_micros`, checked against every cap net of its own previous
-        amount; on BudgetExceeded the previous amount stays. Atomic across processes."""
+        amount, and return the tenant's budget with the hold in place. Atomic across processes.
+
+        With `admit`, first count one request against this minute's rate limits: when the
+        requests, or the tokens settled this minute, have reached their limit, raise
+        RateLimitExceeded, counting and holding nothing. On BudgetExceeded the previous amount
+        stays, but an admitted request stays counted: it reached the ledger as one, and a
+        tenant past its budget is held to its request rate like any other (as when admission
+        was a call of its own). A hold of an id settled already holds nothing."""
         ...
 
-    async def settle(self, tenant: str, hold_id: str, actual_micros: int, tokens: int = 0) -> None:
+    async def settle(
+        self,
+        tenant: str,
+        hold_id: str,
+        actual_micros: int,
+        tokens: int = 0,
+        *,
+        met_target: bool | None = None,
+    ) -> None:
         """Charge `actual_micros` to every window, add `tokens` to this minute's token count,
-        and release the hold. A second call with the same id does nothing; a settle of a hold
-        that expired (and was settled at its last checkpoint then) charges only the rest."""
+        and release the hold; with `met_target` (not None), count the request towards the
+        tenant's latency attainment too. A second call with the same id does nothing, the
+        latency count included; a settle of a hold that expired (and was settled at its last
+        checkpoint then) charges only the rest, and counts the latency then."""
         ...
 
     async def checkpoint(self, tenant: str, hold_id: str, used_micros: int, tokens: int) -> None:
@@ -140,15 +166,6 @@ class Ledger(Protocol):
         its expiry a full time-to-live ahead. Should its process die, or the hold expire, the
         hold is settled at these figures instead of being released. Nothing for a hold that is
         settled or gone."""
-        ...
-
-    async def admit(self, tenant: str, rate: RateLimit) -> None:
-        """Count one request against this minute's limits, or raise RateLimitExceeded (counting
-        nothing) when the requests or the tokens settled this minute have reached the limit."""
-        ...
-
-    async def record_latency(self, tenant: str, met_target: bool) -> None:
-        """Count one request towards the tenant's latency attainment."""
         ...
 
     async def ping(self) -> None:

@@ -76,10 +76,15 @@ class MemoryLedger:
     async def state(self, tenant: str) -> BudgetState:
         return self._state(tenant, exclude_hold="")
 
-    async def hold(self, tenant: str, hold_id: str, amount_micros: int) -> None:
+    async def hold(
+        self, tenant: str, hold_id: str, amount_micros: int, *, admit: RateLimit | None = None
+    ) -> BudgetState:
         record = self._tenant(tenant)
+        if admit is not None:
+            self._admit(tenant, record, admit)
         if hold_id in record.settled:
-            return  # settled already: a late hold must not reserve money nothing will release
+            # Settled already: a late hold must not reserve money nothing will release.
+            return self._state(tenant, exclude_hold="")
         check_hold(tenant, self._state(tenant, exclude_hold=hold_id).limits, amount_micros)
         expires_at = self._clock.now() + self._ttl
         held = record.holds.get(hold_id)
@@ -87,8 +92,17 @@ class MemoryLedger:
             record.holds[hold_id] = _Hold(amount_micros, expires_at)
         else:  # re-targeted by a fallback: what the call used so far is still owed
             held.amount_micros, held.expires_at = amount_micros, expires_at
+        return self._state(tenant, exclude_hold="")
 
-    async def settle(self, tenant: str, hold_id: str, actual_micros: int, tokens: int = 0) -> None:
+    async def settle(
+        self,
+        tenant: str,
+        hold_id: str,
+        actual_micros: int,
+        tokens: int = 0,
+        *,
+        met_target: bool | None = None,
+    ) -> None:
         record = self._tenant(tenant)
         charged = (0, 0)
         if hold_id in record.settled:
@@ -101,6 +115,9 @@ class MemoryLedger:
         self._charge(
             record, max(0, actual_micros - charged[0]), max(0, tokens - charged[1]), self._now()
         )
+        if met_target is not None:
+            record.latency_total += 1
+            record.latency_met += int(met_target)
 
     async def checkpoint(self, tenant: str, hold_id: str, used_micros: int, tokens: int) -> None:
         record = self._tenant(tenant)
@@ -113,19 +130,6 @@ class MemoryLedger:
     async def ping(self) -> None:
         """Always answers: the store is this process's memory."""
 
-    async def admit(self, tenant: str, rate: RateLimit) -> None:
-        record = self._tenant(tenant)
-        now = self._now()
-        self._settle_expired(record, now)
-        requests, tokens = self._minute(record, now)
-        check_admit(tenant, rate, requests, tokens, now)
-        record.minute = (minute_key(now), requests + 1, tokens)
-
-    async def record_latency(self, tenant: str, met_target: bool) -> None:
-        record = self._tenant(tenant)
-        record.latency_total += 1
-        record.latency_met += int(met_target)
-
     async def aclose(self) -> None:
         """Nothing to release."""
 
@@ -134,6 +138,14 @@ class MemoryLedger:
 
     def _tenant(self, tenant: str) -> _Tenant:
         return self._tenants.setdefault(tenant, _Tenant())
+
+    def _admit(self, tenant: str, record: _Tenant, rate: RateLimit) -> None:
+        """Count one request this minute, or raise RateLimitExceeded counting nothing."""
+        now = self._now()
+        self._settle_expired(record, now)  # their tokens count towards this minute
+        requests, tokens = self._minute(record, now)
+        check_admit(tenant, rate, requests, tokens, now)
+        record.minute = (minute_key(now), requests + 1, tokens)
 
     def _state(self, tenant: str, exclude_hold: str) -> BudgetState:
         record = self._tenant(tenant)

@@ -41,7 +41,7 @@ Scripts: `redis_scripts.py` holds them and says what each does; each is register
 (EVALSHA, reloaded by redis-py when a restarted server lost it).
 
 State lost: a Redis without persistence that restarts, or a FLUSHALL, empties the ledger. The
-configured budgets (`seed`) travel with every HOLD, STATE and ADMIT of a seeded tenant, and the
+configured budgets (`seed`) travel with every HOLD and STATE of a seeded tenant, and the
 script writes them back, in the same atomic step, when it finds the tenant's `limits` missing,
 so a tenant with configured caps is never served uncapped, not even for one request (the log
 says when this happened). Everything else is gone with the data: spend so far, holds, rate
@@ -53,8 +53,9 @@ the server, never a password). A client made from a URL connects within CONNECT_
 waits SOCKET_TIMEOUT_S for a reply and retries a command once on a fresh connection (what a
 restarted server needs); a dead server fails a call within seconds instead of hanging it.
 
-`record_latency` is two HINCRBYs in one MULTI. HOLD and STATE read every hold of the tenant,
-so they cost O(requests in flight for that tenant). Amounts are Lua numbers (doubles) inside
+A request costs two script calls: HOLD (admission, hold and the budget it reports) and
+SETTLE (charge, release and latency count). HOLD and STATE read every hold of the tenant, so
+they cost O(requests in flight for that tenant). Amounts are Lua numbers (doubles) inside
 the scripts: exact up to 2**53 micro-USD, about nine billion dollars.
 
 Durability is the server's: with `appendonly yes` and `appendfsync everysec` a settled charge
@@ -95,7 +96,15 @@ from fareway.budgets.ledger import (
     budget_exceeded,
     minute_key,
 )
-from fareway.budgets.redis_scripts import ADMIT, CHECKPOINT, CONFIGURE, HOLD, REFUSED, SETTLE, STATE
+from fareway.budgets.redis_scripts import (
+    CHECKPOINT,
+    CONFIGURE,
+    HOLD,
+    RATE_LIMITED,
+    REFUSED,
+    SETTLE,
+    STATE,
+)
 from fareway.budgets.windows import Window, window_bounds
 from fareway.core.clock import Clock
 from fareway.core.errors import LedgerUnavailable
@@ -115,6 +124,8 @@ CONNECTION_WAIT_S = 20.0
 # A dead or unreachable server fails a call within seconds rather than hanging it.
 CONNECT_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 5.0
+# ARGV[9] to [12]: the arguments of a script's own (CONTEXT in redis_scripts.py).
+OWN_ARGS = 4
 
 
 @dataclass(frozen=True)
@@ -176,7 +187,6 @@ class RedisLedger:
         self._hold = self._redis.register_script(HOLD)
         self._settle = self._redis.register_script(SETTLE)
         self._checkpoint = self._redis.register_script(CHECKPOINT)
-        self._admit = self._redis.register_script(ADMIT)
         self._state = self._redis.register_script(STATE)
 
     async def configure(
@@ -206,28 +216,44 @@ class RedisLedger:
         now = self._clock.now()
         keys, args = self._call(tenant, now)
         with self._reachable():
-            reply = await self._state(keys=keys, args=args)
-        reseeded, raw, target, met, total, reserved, *spent = reply
+            reseeded, *budget = await self._state(keys=keys, args=args)
         self._note_reseeded(tenant, reseeded)
-        limits = decode_limits(raw) if raw else ()
-        spent_by_key = dict(zip(window_keys(now).values(), (int(s) for s in spent), strict=True))
-        states = limit_states(limits, spent_by_key, int(reserved), now)
-        return budget_state(tenant, states, int(target), int(met), int(total))
+        return _budget_state(tenant, now, budget)
 
-    async def hold(self, tenant: str, hold_id: str, amount_micros: int) -> None:
+    async def hold(
+        self, tenant: str, hold_id: str, amount_micros: int, *, admit: RateLimit | None = None
+    ) -> BudgetState:
         now = self._clock.now()
-        keys, args = self._call(tenant, now, hold_id, amount_micros)
+        rate: tuple[str | int, ...] = ()
+        if admit is not None:
+            rate = (_limit_arg(admit.requests_per_minute), _limit_arg(admit.tokens_per_minute))
+        keys, args = self._call(tenant, now, hold_id, amount_micros, *rate)
         with self._reachable():
-            reply = await self._hold(keys=keys, args=args)
-        self._note_reseeded(tenant, reply[1])
-        if int(reply[0]) == REFUSED:
-            _, _, index, spent, reserved, raw = reply
+            code, reseeded, *rest = await self._hold(keys=keys, args=args)
+        self._note_reseeded(tenant, reseeded)
+        if int(code) == RATE_LIMITED:
+            assert admit is not None, "HOLD counts requests only when asked to admit"
+            requests, tokens = rest
+            # The script applied the same rule to these counts: this raises.
+            check_admit(tenant, admit, int(requests), int(tokens), now)
+        if int(code) == REFUSED:
+            index, spent, reserved, raw = rest
             limit = decode_limits(raw)[int(index)]
             refused = limit_state(limit, int(spent), int(reserved), now)
             raise budget_exceeded(tenant, refused, amount_micros)
+        return _budget_state(tenant, now, rest)
 
-    async def settle(self, tenant: str, hold_id: str, actual_micros: int, tokens: int = 0) -> None:
-        keys, args = self._call(tenant, self._clock.now(), hold_id, actual_micros, tokens)
+    async def settle(
+        self,
+        tenant: str,
+        hold_id: str,
+        actual_micros: int,
+        tokens: int = 0,
+        *,
+        met_target: bool | None = None,
+    ) -> None:
+        met = "" if met_target is None else int(met_target)
+        keys, args = self._call(tenant, self._clock.now(), hold_id, actual_micros, tokens, met)
         with self._reachable():
             await self._settle(keys=keys, args=args)
 
@@ -241,26 +267,6 @@ class RedisLedger:
         with self._reachable():
             await self._redis.ping()
 
-    async def admit(self, tenant: str, rate: RateLimit) -> None:
-        now = self._clock.now()
-        keys, args = self._call(
-            tenant, now, _limit_arg(rate.requests_per_minute), _limit_arg(rate.tokens_per_minute)
-        )
-        with self._reachable():
-            admitted, requests, tokens, reseeded = await self._admit(keys=keys, args=args)
-        self._note_reseeded(tenant, reseeded)
-        if not int(admitted):
-            # The script applied the same rule to these counts: this raises.
-            check_admit(tenant, rate, int(requests), int(tokens), now)
-
-    async def record_latency(self, tenant: str, met_target: bool) -> None:
-        key = self._keys(tenant).tenant_hash
-        with self._reachable():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hincrby(key, "latency_total", 1)
-                pipe.hincrby(key, "latency_met", int(met_target))
-                await pipe.execute()
-
     async def aclose(self) -> None:
         """Close the client if this ledger made it."""
         if self._owns_client:
@@ -272,14 +278,14 @@ class RedisLedger:
     def _call(
         self, tenant: str, now: datetime, *own: str | int
     ) -> tuple[list[str], list[str | int]]:
-        """KEYS and ARGV for a script that starts with CONTEXT; `own` are ARGV[9] on."""
+        """KEYS and ARGV for a script that starts with CONTEXT; `own` are ARGV[9] to [12]."""
         keys = self._keys(tenant)
         windows = window_keys(now)
         limits, target = self._seeds.get(tenant, ("", 0))
         spend_args: list[str | int] = []
         for window, end in zip(windows, _window_ends(windows, now), strict=True):
             spend_args += [window.value, self._spend_ttl_ms(end, now)]
-        padded = [*own, *([""] * (3 - len(own)))]
+        padded = [*own, *([""] * (OWN_ARGS - len(own)))]
         return (
             [
                 keys.tenant_hash,
@@ -330,6 +336,15 @@ class RedisLedger:
         return 0 if window_end is None else _ms(window_end - now + SPEND_GRACE)
 
 
+def _budget_state(tenant: str, now: datetime, reply: Sequence[Any]) -> BudgetState:
+    """A BudgetState from a script's budget reply (`with_budget` in redis_scripts.py)."""
+    raw, target, met, total, reserved, *spent = reply
+    limits = decode_limits(raw) if raw else ()
+    spent_by_key = dict(zip(window_keys(now).values(), (int(s) for s in spent), strict=True))
+    states = limit_states(limits, spent_by_key, int(reserved), now)
+    return budget_state(tenant, states, int(target), int(met), int(total))
+
+
 def _client(url: str) -> Redis:
     pool = BlockingConnectionPool.from_url(
         url,
@@ -362,5 +377,5 @@ def _ms(span: timedelta) -> int:
 
 
 def _limit_arg(limit: int | None) -> int:
-    """A per-minute limit as the ADMIT script reads it: -1 for none."""
+    """A per-minute limit as the HOLD script reads it: -1 for none."""
     return -1 if limit is None else limit

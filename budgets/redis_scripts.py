@@ -7,14 +7,18 @@ window) and the same leading arguments (CONTEXT below):
 
     CONFIGURE  set `limits` (and the latency target unless empty); with only_if_new, do nothing
                when `limits` already exists.
-    HOLD       settle expired holds at their checkpoints; nothing if this hold was settled; for
-               each configured limit check amount <= cap - spent - live holds other than this
-               one; then set the hold (its usage, if any, is kept). Refusal changes nothing else.
+    HOLD       settle expired holds at their checkpoints; when asked to admit, refuse (changing
+               nothing else) when the minute's requests or tokens reached their limit, else
+               count one request; nothing more if this hold was settled; for each configured
+               limit check amount <= cap - spent - live holds other than this one; then set the
+               hold (its usage, if any, is kept). A budget refusal leaves the hold as it was
+               (an admission counted stays counted, as `Ledger.hold` says). Replies with the
+               tenant's budget as STATE does, the hold included.
     SETTLE     charge the actual cost (less what an expiry already charged at the checkpoint)
-               unless the marker says settled; release the hold; add tokens to the minute.
+               unless the marker says settled; release the hold; add tokens to the minute;
+               count the latency attainment when asked to. A settled marker: nothing at all.
     CHECKPOINT record a live hold's usage and push its expiry a full time-to-live ahead; an
                expired one is settled at its previous checkpoint instead.
-    ADMIT      refuse when the minute's requests or tokens reached their limit; else count one.
     STATE      settle expired holds, then read the tenant hash, live holds and spend.
 """
 
@@ -23,7 +27,7 @@ from __future__ import annotations
 # Shared by every script but CONFIGURE. KEYS: tenant hash, holds, usage, minute, then one
 # spend key per window. ARGV: 1 now ms, 2 settled-marker prefix, 3 marker ttl ms, 4 minute
 # ttl ms, 5 hold ttl ms, 6 holds key ttl ms, 7 seed limits JSON ('' = not seeded), 8 seed
-# latency target, 9-11 the script's own arguments, then (window name, spend key ttl ms,
+# latency target, 9-12 the script's own arguments, then (window name, spend key ttl ms,
 # 0 = never) per spend key. Amounts travel as strings and are written back as such: Lua would
 # print a large number in exponent form.
 CONTEXT = """
@@ -31,7 +35,7 @@ local now = tonumber(ARGV[1])
 local spend = {}
 local spend_ttl = {}
 for i = 5, #KEYS do
-  local j = 12 + (i - 5) * 2
+  local j = 13 + (i - 5) * 2
   spend[ARGV[j]] = KEYS[i]
   spend_ttl[KEYS[i]] = tonumber(ARGV[j + 1])
 end
@@ -99,6 +103,20 @@ local function settle_expired(except_id)
   return reserved
 end
 
+-- `reply` followed by the tenant's budget: limits JSON or nil, latency target, met, total,
+-- the live holds' total `reserved`, then the spend of each spend key.
+local function with_budget(reply, reserved)
+  local t = redis.call('HMGET', KEYS[1], 'limits', 'latency_target_ms', 'latency_met',
+    'latency_total')
+  reply[#reply + 1] = t[1]
+  reply[#reply + 1] = tonumber(t[2]) or 0
+  reply[#reply + 1] = tonumber(t[3]) or 0
+  reply[#reply + 1] = tonumber(t[4]) or 0
+  reply[#reply + 1] = reserved
+  for i = 5, #KEYS do reply[#reply + 1] = tonumber(redis.call('GET', KEYS[i]) or '0') end
+  return reply
+end
+
 -- Write the configured budget back if the store lost it; 1 when it did.
 local function ensure_seeded()
   if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[1], 'limits') == 0 then
@@ -120,12 +138,29 @@ return 1
 HOLD = (
     CONTEXT
     + """
--- ARGV[9] hold id, ARGV[10] amount.  Returns {0, reseeded} held, {1, reseeded} already
--- settled (nothing held), {2, reseeded, limit index, spent, reserved, limits JSON} refused.
--- A re-hold (a fallback) keeps the hold's usage: what the call used is still owed.
+-- ARGV[9] hold id, ARGV[10] amount, ARGV[11] requests limit and ARGV[12] tokens limit of the
+-- admission (-1 = none; ARGV[11] '' = do not admit).  Returns {0, reseeded, budget...}
+-- held, {1, reseeded, budget...} already settled (nothing held), {2 = REFUSED, reseeded,
+-- limit index, spent, reserved, limits JSON} over a cap, {3 = RATE_LIMITED, reseeded,
+-- requests before, tokens before} over a rate limit. A re-hold (a fallback) keeps the hold's usage:
+-- what the call used is still owed.
 local reseeded = ensure_seeded()
 local reserved = settle_expired(ARGV[9])
-if redis.call('EXISTS', ARGV[2] .. ARGV[9]) == 1 then return {1, reseeded} end
+if ARGV[11] ~= '' then
+  local counts = redis.call('HMGET', KEYS[4], 'requests', 'tokens')
+  local requests = tonumber(counts[1]) or 0
+  local tokens = tonumber(counts[2]) or 0
+  local rpm = tonumber(ARGV[11])
+  local tpm = tonumber(ARGV[12])
+  if (rpm >= 0 and requests >= rpm) or (tpm >= 0 and tokens >= tpm) then
+    return {3, reseeded, requests, tokens}
+  end
+  redis.call('HINCRBY', KEYS[4], 'requests', 1)
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
+if redis.call('EXISTS', ARGV[2] .. ARGV[9]) == 1 then
+  return with_budget({1, reseeded}, reserved)
+end
 local amount = tonumber(ARGV[10])
 local raw = redis.call('HGET', KEYS[1], 'limits')
 if raw then
@@ -138,14 +173,15 @@ if raw then
 end
 redis.call('HSET', KEYS[2], ARGV[9], hold_value(ARGV[10]))
 keep_alive()
-return {0, reseeded}
+return with_budget({0, reseeded}, reserved + amount)
 """
 )
 
 SETTLE = (
     CONTEXT
     + """
--- ARGV[9] hold id, ARGV[10] actual micros, ARGV[11] tokens.  Returns 1 charged, 0 settled before.
+-- ARGV[9] hold id, ARGV[10] actual micros, ARGV[11] tokens, ARGV[12] latency target met ('1'
+-- or '0'; '' = not counted).  Returns 1 charged, 0 settled before.
 local marker = ARGV[2] .. ARGV[9]
 local micros, tokens = ARGV[10], ARGV[11]
 local previous = redis.call('GET', marker)
@@ -159,6 +195,10 @@ redis.call('SET', marker, '1', 'PX', ARGV[3])
 redis.call('HDEL', KEYS[2], ARGV[9])
 redis.call('HDEL', KEYS[3], ARGV[9])
 charge(micros, tokens)
+if ARGV[12] ~= '' then
+  redis.call('HINCRBY', KEYS[1], 'latency_total', 1)
+  redis.call('HINCRBY', KEYS[1], 'latency_met', ARGV[12])
+end
 return 1
 """
 )
@@ -182,40 +222,15 @@ return 1
 """
 )
 
-ADMIT = (
-    CONTEXT
-    + """
--- ARGV[9] requests limit, ARGV[10] tokens limit (-1 = none).
--- Returns {admitted 1/0, requests before, tokens before, reseeded}.
-local reseeded = ensure_seeded()
-local counts = redis.call('HMGET', KEYS[4], 'requests', 'tokens')
-local requests = tonumber(counts[1]) or 0
-local tokens = tonumber(counts[2]) or 0
-local rpm = tonumber(ARGV[9])
-local tpm = tonumber(ARGV[10])
-if (rpm >= 0 and requests >= rpm) or (tpm >= 0 and tokens >= tpm) then
-  return {0, requests, tokens, reseeded}
-end
-redis.call('HINCRBY', KEYS[4], 'requests', 1)
-redis.call('PEXPIRE', KEYS[4], ARGV[4])
-return {1, requests, tokens, reseeded}
-"""
-)
-
 STATE = (
     CONTEXT
     + """
--- Returns {reseeded, limits JSON or nil, latency target, met, total, reserved, spent per
--- spend key...}.
+-- Returns {reseeded, budget...} (see with_budget).
 local reseeded = ensure_seeded()
-local reserved = settle_expired('')
-local t = redis.call('HMGET', KEYS[1], 'limits', 'latency_target_ms', 'latency_met',
-  'latency_total')
-local reply = {reseeded, t[1], tonumber(t[2]) or 0, tonumber(t[3]) or 0, tonumber(t[4]) or 0,
-  reserved}
-for i = 5, #KEYS do reply[#reply + 1] = tonumber(redis.call('GET', KEYS[i]) or '0') end
-return reply
+return with_budget({reseeded}, settle_expired(''))
 """
 )
 
-REFUSED = 2  # HOLD's reply code for a refusal
+# HOLD's refusals; its other replies (0 held, 1 settled already) both carry the budget.
+REFUSED = 2
+RATE_LIMITED = 3

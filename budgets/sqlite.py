@@ -66,7 +66,7 @@ from fareway.budgets.ledger import BudgetState, Limit, RateLimit, TenantSeed, mi
 from fareway.budgets.processes import ProcessId, is_gone, this_process
 from fareway.budgets.sqlite_file import open_database, transaction
 from fareway.core.clock import Clock
-from fareway.core.errors import LedgerUnavailable
+from fareway.core.errors import BudgetExceeded, LedgerUnavailable
 
 T = TypeVar("T")
 
@@ -168,23 +168,31 @@ class SqliteLedger:
         state = await self._read(job)
         return state if state is not None else await self._write(settle_then_read)
 
-    async def hold(self, tenant: str, hold_id: str, amount_micros: int) -> None:
+    async def hold(
+        self, tenant: str, hold_id: str, amount_micros: int, *, admit: RateLimit | None = None
+    ) -> BudgetState:
         now = self._clock.now()
         now_ms = epoch_ms(now)
 
-        def job(db: sqlite3.Connection) -> None:
+        def job(db: sqlite3.Connection) -> BudgetState | BudgetExceeded:
+            settle_expired_holds(db, now)  # their tokens count towards this minute's admission
+            if admit is not None:
+                admit_request(db, tenant, admit, now)  # raising rolls back: nothing counted
+            limits, target, met, total = self._tenant_row(db, tenant)
+            spent = self._spent(db, tenant, now)
+            others = self._reserved(db, tenant, now, exclude_hold=hold_id)
             if self._is_settled(db, tenant, hold_id):
-                return  # a late hold must not reserve money that nothing will release
-            settle_expired_holds(db, now)
-            limits = self._limits(db, tenant)
-            if limits:
-                states = limit_states(
-                    limits,
-                    self._spent(db, tenant, now),
-                    self._reserved(db, tenant, now, exclude_hold=hold_id),
-                    now,
+                # A late hold must not reserve money that nothing will release (and a settled
+                # id has no live hold: `others` is every live hold).
+                return budget_state(
+                    tenant, limit_states(limits, spent, others, now), target, met, total
                 )
-                check_hold(tenant, states, amount_micros)  # raising rolls back: nothing held
+            try:
+                check_hold(tenant, limit_states(limits, spent, others, now), amount_micros)
+            except BudgetExceeded as refusal:
+                # Returned, not raised, so that the transaction commits an admission counted
+                # above (see Ledger.hold); the hold itself was not touched.
+                return refusal
             # A re-hold (fallback) keeps `used` and `tokens`: what the call used is still owed.
             db.execute(
                 "INSERT INTO holds (tenant, hold_id, amount, expires_at, owner)"
@@ -193,10 +201,23 @@ class SqliteLedger:
                 " expires_at = excluded.expires_at, owner = excluded.owner",
                 (tenant, hold_id, amount_micros, now_ms + self._ttl_ms, str(this_process())),
             )
+            states = limit_states(limits, spent, others + amount_micros, now)
+            return budget_state(tenant, states, target, met, total)
 
-        await self._write(job)
+        held = await self._write(job)
+        if isinstance(held, BudgetExceeded):
+            raise held
+        return held
 
-    async def settle(self, tenant: str, hold_id: str, actual_micros: int, tokens: int = 0) -> None:
+    async def settle(
+        self,
+        tenant: str,
+        hold_id: str,
+        actual_micros: int,
+        tokens: int = 0,
+        *,
+        met_target: bool | None = None,
+    ) -> None:
         now = self._clock.now()
         now_ms = epoch_ms(now)
 
@@ -212,7 +233,7 @@ class SqliteLedger:
                     (tenant, hold_id),
                 ).fetchone()
                 if final:
-                    return  # settled before: charge once
+                    return  # settled before: charge once, count the latency once
                 # Settled at its checkpoint when it expired: charge the rest, now for good.
                 db.execute(
                     "UPDATE settled SET final = 1 WHERE tenant = ? AND hold_id = ?",
@@ -226,6 +247,13 @@ class SqliteLedger:
                 max(0, tokens - charged_tokens),
                 now,
             )
+            if met_target is not None:
+                db.execute(
+                    "INSERT INTO tenants (tenant, latency_met, latency_total) VALUES (?, ?, 1)"
+                    " ON CONFLICT (tenant) DO UPDATE SET latency_met = latency_met"
+                    " + excluded.latency_met, latency_total = latency_total + 1",
+                    (tenant, int(met_target)),
+                )
             forget_before = now_ms - round(SETTLED_RETENTION.total_seconds() * 1000)
             db.execute("DELETE FROM settled WHERE settled_at < ?", (forget_before,))
 
@@ -250,33 +278,6 @@ class SqliteLedger:
         a file that can be read but not written (read-only, or locked by another process past
         the busy timeout) cannot take holds, so it does not count as answering."""
         await self._write(lambda db: None)
-
-    async def admit(self, tenant: str, rate: RateLimit) -> None:
-        now = self._clock.now()
-        minute = minute_key(now)
-
-        def job(db: sqlite3.Connection) -> None:
-            settle_expired_holds(db, now, tenant)  # their tokens count towards this minute
-            row = db.execute(
-                "SELECT requests, tokens FROM minutes WHERE tenant = ? AND minute_key = ?",
-                (tenant, minute),
-            ).fetchone()
-            requests, tokens = row or (0, 0)
-            check_admit(tenant, rate, requests, tokens, now)
-            db.execute(ADD_TO_MINUTE, (tenant, minute, 1, 0))
-
-        await self._write(job)
-
-    async def record_latency(self, tenant: str, met_target: bool) -> None:
-        def job(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO tenants (tenant, latency_met, latency_total) VALUES (?, ?, 1)"
-                " ON CONFLICT (tenant) DO UPDATE SET latency_met = latency_met"
-                " + excluded.latency_met, latency_total = latency_total + 1",
-                (tenant, int(met_target)),
-            )
-
-        await self._write(job)
 
     async def recover(self) -> int:
         """Settle the holds of processes on this host that no longer run at their last
@@ -369,18 +370,28 @@ class SqliteLedger:
         return int(row[0])
 
     def _budget_state(self, db: sqlite3.Connection, tenant: str, now: datetime) -> BudgetState:
-        row = db.execute(
-            "SELECT latency_target_ms, latency_met, latency_total FROM tenants WHERE tenant = ?",
-            (tenant,),
-        ).fetchone()
-        target, met, total = row or (0, 0, 0)
+        limits, target, met, total = self._tenant_row(db, tenant)
         states = limit_states(
-            self._limits(db, tenant) or (),
+            limits,
             self._spent(db, tenant, now),
             self._reserved(db, tenant, now, exclude_hold=None),
             now,
         )
         return budget_state(tenant, states, target, met, total)
+
+    @staticmethod
+    def _tenant_row(db: sqlite3.Connection, tenant: str) -> tuple[tuple[Limit, ...], int, int, int]:
+        """(limits, latency target, met, total) in one read; no limits for a tenant never
+        configured."""
+        row = db.execute(
+            "SELECT limits, latency_target_ms, latency_met, latency_total FROM tenants"
+            " WHERE tenant = ?",
+            (tenant,),
+        ).fetchone()
+        if row is None:
+            return (), 0, 0, 0
+        limits, target, met, total = row
+        return (decode_limits(limits) if limits is not None else ()), target, met, total
 
     @staticmethod
     def _has_expired_holds(db: sqlite3.Connection, tenant: str, now: datetime) -> bool:
@@ -402,6 +413,20 @@ def charge(db: sqlite3.Connection, tenant: str, micros: int, tokens: int, now: d
     """Add `micros` to every window containing `now` and `tokens` to this minute."""
     db.executemany(ADD_TO_SPEND, [(tenant, key, micros) for key in window_keys(now).values()])
     db.execute(ADD_TO_MINUTE, (tenant, minute_key(now), 0, tokens))
+
+
+def admit_request(db: sqlite3.Connection, tenant: str, rate: RateLimit, now: datetime) -> None:
+    """Count one request this minute, or raise RateLimitExceeded (the caller's transaction
+    then rolls back, counting nothing). The caller settles expired holds first: their tokens
+    count towards the minute."""
+    minute = minute_key(now)
+    row = db.execute(
+        "SELECT requests, tokens FROM minutes WHERE tenant = ? AND minute_key = ?",
+        (tenant, minute),
+    ).fetchone()
+    requests, tokens = row or (0, 0)
+    check_admit(tenant, rate, requests, tokens, now)
+    db.execute(ADD_TO_MINUTE, (tenant, minute, 1, 0))
 
 
 def settle_at_checkpoint(

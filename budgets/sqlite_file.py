@@ -9,7 +9,7 @@ Schema (PRAGMA user_version 3; instants are epoch milliseconds from the injected
     holds    (tenant, hold_id, amount, expires_at, owner, used, tokens)
                                                  PK (tenant, hold_id); expired rows ignored,
                                                  settled at `used`/`tokens` by the next hold,
-                                                 admit or report; owner is `ProcessId` text,
+                                                 checkpoint or report; owner is `ProcessId` text,
                                                  '' for holds written by version 1 (left to
                                                  expire)
     settled  (tenant, hold_id, settled_at, micros, tokens, final)

@@ -11,10 +11,11 @@ nothing streams.
 
 A settle is never lost to an outage. A settle that raises LedgerUnavailable (the ledger went
 away mid-stream, after the text was sent) returns normally and is retried in the background
-with exponential backoff until it lands; one line is logged when such a burst starts and one
-when its last settle has landed. `aclose` waits up to `flush_timeout_s` for those still
-pending and names any it had to give up: their holds are then settled at their last
-checkpoint by the ledger itself.
+with exponential backoff until it lands, with the latency count it carries (`met_target`):
+an outage at the end of an answer neither fails the answer nor loses the count. One line is
+logged when such a burst starts and one when its last settle has landed. `aclose` waits up to
+`flush_timeout_s` for those still pending and names any it had to give up: their holds are
+then settled at their last checkpoint by the ledger itself (without the latency count).
 
 Every task started here (the watcher, the settle retries) is cancelled or awaited by `aclose`.
 The poll and backoff sleeps use the injected clock.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from grpc_health.v1 import health, health_pb2
@@ -39,6 +41,22 @@ log = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class Settle:
+    """One settle's arguments, kept to retry it as it was asked."""
+
+    tenant: str
+    hold_id: str
+    actual_micros: int
+    tokens: int
+    met_target: bool | None
+
+    def on(self, ledger: Ledger) -> Awaitable[None]:
+        return ledger.settle(
+            self.tenant, self.hold_id, self.actual_micros, self.tokens, met_target=self.met_target
+        )
 
 
 class LedgerHealth:
@@ -102,24 +120,29 @@ class LedgerHealth:
     async def state(self, tenant: str) -> BudgetState:
         return await self._guard(self.inner.state(tenant))
 
-    async def hold(self, tenant: str, hold_id: str, amount_micros: int) -> None:
-        await self._guard(self.inner.hold(tenant, hold_id, amount_micros))
+    async def hold(
+        self, tenant: str, hold_id: str, amount_micros: int, *, admit: RateLimit | None = None
+    ) -> BudgetState:
+        return await self._guard(self.inner.hold(tenant, hold_id, amount_micros, admit=admit))
 
-    async def settle(self, tenant: str, hold_id: str, actual_micros: int, tokens: int = 0) -> None:
+    async def settle(
+        self,
+        tenant: str,
+        hold_id: str,
+        actual_micros: int,
+        tokens: int = 0,
+        *,
+        met_target: bool | None = None,
+    ) -> None:
         """Settle now, or, when the ledger cannot be reached, in the background until it can."""
+        settle = Settle(tenant, hold_id, actual_micros, tokens, met_target)
         try:
-            await self._guard(self.inner.settle(tenant, hold_id, actual_micros, tokens))
+            await self._guard(settle.on(self.inner))
         except LedgerUnavailable as error:
-            self._settle_later(tenant, hold_id, actual_micros, tokens, error)
+            self._settle_later(settle, error)
 
     async def checkpoint(self, tenant: str, hold_id: str, used_micros: int, tokens: int) -> None:
         await self._guard(self.inner.checkpoint(tenant, hold_id, used_micros, tokens))
-
-    async def admit(self, tenant: str, rate: RateLimit) -> None:
-        await self._guard(self.inner.admit(tenant, rate))
-
-    async def record_latency(self, tenant: str, met_target: bool) -> None:
-        await self._guard(self.inner.record_latency(tenant, met_target))
 
     async def ping(self) -> None:
         await self._guard(self.inner.ping())
@@ -185,28 +208,26 @@ class LedgerHealth:
 
     # --- settles that must land -----------------------------------------------------------
 
-    def _settle_later(
-        self, tenant: str, hold_id: str, micros: int, tokens: int, error: LedgerUnavailable
-    ) -> None:
+    def _settle_later(self, settle: Settle, error: LedgerUnavailable) -> None:
         if not self._settles:
             self._settled_late = 0
             log.warning(
                 "settling budget holds in the background until the ledger answers (first:"
                 " tenant %r, %d micro-USD): %s",
-                tenant,
-                micros,
+                settle.tenant,
+                settle.actual_micros,
                 error.detail or error,
             )
-        task = asyncio.create_task(self._retry_settle(tenant, hold_id, micros, tokens))
+        task = asyncio.create_task(self._retry_settle(settle))
         self._settles.add(task)
         task.add_done_callback(self._settle_done)
 
-    async def _retry_settle(self, tenant: str, hold_id: str, micros: int, tokens: int) -> None:
+    async def _retry_settle(self, settle: Settle) -> None:
         delay = self._backoff_first_s
         while True:
             await self._clock.sleep(delay)
             try:
-                await self.inner.settle(tenant, hold_id, micros, tokens)
+                await settle.on(self.inner)
             except LedgerUnavailable:
                 delay = min(delay * 2, self._backoff_max_s)
                 continue

@@ -4,14 +4,18 @@ the one settle.
 Guarantees:
 - One hold (one hold id) for the whole request, re-targeted before each further attempt to
   what was billed so far plus that attempt's estimate (`hold`), so it covers several attempts.
+  Each `hold` is one ledger round trip, which also admits the request when asked to (the
+  first) and returns the tenant's budget with the hold in place.
 - Each attempt's usage is recorded once, from its result (`record`); a second call for the
   same attempt changes nothing.
 - While attempts stream, checkpoints (`server/checkpoints.py`) record the usage so far, the
   running attempts' streamed text included (`so_far`), so a process that dies mid-stream has
   that much billed.
-- `settle` happens at most once, to exactly what was recorded: shielded from cancellation (a
-  second cancellation, server shutdown say, must not leave the hold until its time-to-live),
-  and only after the checkpoint in flight has stopped, so the settle is the hold's last word.
+- `settle` happens at most once, to exactly what was recorded, in one ledger round trip that
+  also counts the latency attainment when given one (`met_target`): shielded from
+  cancellation (a second cancellation, server shutdown say, must not leave the hold until its
+  time-to-live), and only after the checkpoint in flight has stopped, so the settle is the
+  hold's last word.
 
 No telemetry here: the engine reports holds and settles (`observe.py`).
 """
@@ -22,7 +26,7 @@ import asyncio
 from collections.abc import Callable
 from functools import partial
 
-from fareway.budgets.ledger import Ledger
+from fareway.budgets.ledger import BudgetState, Ledger, RateLimit
 from fareway.core.clock import Clock
 from fareway.routing.catalog import ModelSpec
 from fareway.routing.decision import AttemptUsage, summed
@@ -73,13 +77,16 @@ class Bill:
         """All recorded attempts summed."""
         return summed(self._recorded)
 
-    async def hold(self, next_estimate_micros: int) -> int:
-        """Re-target the hold to what was billed so far plus the next attempt's estimate and
-        return that amount; raises BudgetExceeded (the hold is then unchanged) when the tenant
-        cannot afford it."""
+    async def hold(
+        self, next_estimate_micros: int, *, admit: RateLimit | None = None
+    ) -> tuple[int, BudgetState]:
+        """Re-target the hold to what was billed so far plus the next attempt's estimate;
+        return that amount and the tenant's budget with the hold in place. Raises
+        BudgetExceeded (the hold is then unchanged) when the tenant cannot afford it, and with
+        `admit`, RateLimitExceeded (nothing held) past the tenant's rate limit."""
         amount = self.cost_micros + next_estimate_micros
-        await self._ledger.hold(self.tenant, self.hold_id, amount)
-        return amount
+        state = await self._ledger.hold(self.tenant, self.hold_id, amount, admit=admit)
+        return amount, state
 
     def meter(self, model: ModelSpec) -> Meter:
         """A meter for an attempt about to start; its usage counts in `so_far` until the
@@ -109,13 +116,14 @@ class Bill:
             self._recorded.append(usage)
         return usage
 
-    async def settle(self) -> bool:
-        """Stop the checkpoints, then settle the hold to what was recorded; False when it was
+    async def settle(self, met_target: bool | None = None) -> bool:
+        """Stop the checkpoints, then settle the hold to what was recorded, counting the
+        request towards the latency attainment unless `met_target` is None; False when it was
         settled already. Shielded: see the module docstring."""
         if self._settled:
             return False
         self._settled = True
-        settling = asyncio.ensure_future(self._settle())
+        settling = asyncio.ensure_future(self._settle(met_target))
         try:
             await asyncio.shield(settling)
         except asyncio.CancelledError:
@@ -123,6 +131,8 @@ class Bill:
             raise
         return True
 
-    async def _settle(self) -> None:
+    async def _settle(self, met_target: bool | None) -> None:
         await self._checkpoints.stop()
-        await self._ledger.settle(self.tenant, self.hold_id, self.cost_micros, self.tokens)
+        await self._ledger.settle(
+            self.tenant, self.hold_id, self.cost_micros, self.tokens, met_target=met_target
+        )

@@ -7,8 +7,9 @@ Shape of a run (`Engine.run` returns a `Run`, which the servicer iterates):
                                     ◀── driver task (Routed, FallbackTaken, Escalated, Billed,
                                                      Finished; Hedged comes from the winner)
 
-- The driver task admits the request (rate limit), takes the hold, sends `Routed`, then runs
-  the attempts the plan calls for and judges each result with the policies, each in its own
+- The driver task admits the request (rate limit) and takes the hold in one ledger round trip
+  that also returns the budget `Routed` reports, sends `Routed`, then runs the attempts the
+  plan calls for and judges each result with the policies, each in its own
   file: fallback (`fallback.py`: down `plan.fallbacks` on a failure before the first token),
   hedge (`hedge.py`: `plan.hedge`, a second attempt racing a late first one), cascade
   (`cascade.py`: `plan.cascade`, up the ladder while answers are not confident enough) and
@@ -38,6 +39,12 @@ Shape of a run (`Engine.run` returns a `Run`, which the servicer iterates):
   nothing streams unbilled: admission, the hold and the budget check come before the first
   event and raise LedgerUnavailable; a settle that fails after the text went out is retried in
   the background by the ledger wrapper (`server/ledger_health.py`).
+- Ledger round trips per request, checkpoints aside: one before the first event (`hold` with
+  `admit`: the rate limit, the hold and the budget state for `Routed` and the utilization
+  gauge) and one after the answer (`settle`, which also counts the latency attainment when
+  the tenant has a target). Fallbacks, escalations and hedges add one `hold` each. The latency
+  count riding on the settle shares its fate: the wrapper retries a settle the ledger could
+  not take, so an outage at the end neither fails a complete answer nor loses the count.
 - An attempt's first token must come within its provider's `first_token_timeout_s`. A
   transition of a circuit is traced on the request's route span, counted and logged.
 
@@ -64,7 +71,6 @@ from fareway.core.content import ToolChoiceMode
 from fareway.core.errors import (
     AllCandidatesFailed,
     BudgetExceeded,
-    LedgerUnavailable,
     StreamBroken,
 )
 from fareway.providers.assessment import with_instruction
@@ -253,11 +259,12 @@ class Run:
         decision = self._decision
         wiring = self._wiring
         tenant = decision.request.tenant
-        await wiring.ledger.admit(tenant, self._rate)
-        amount = await self._bill.hold(decision.estimated_cost_micros(decision.model))
+        amount, state = await self._bill.hold(
+            decision.estimated_cost_micros(decision.model), admit=self._rate
+        )
         wiring.observer.held(self._span, amount)
+        met_target: bool | None = None  # counted by the settle, for a tenant with a target
         try:
-            state = await wiring.ledger.state(tenant)
             wiring.observer.utilization(state)
             await self._channel.send(Routed(decision, state.remaining_micros))
             for usage in decision.spent:  # routing's own model calls, billed already
@@ -266,11 +273,11 @@ class Run:
             await self._channel.send(finished)
             target_ms = decision.latency_target_ms
             if target_ms:
-                await self._record_latency(finished, target_ms)
+                met_target = finished.ttft_ms <= target_ms
         finally:
             try:
                 await self._stop_all()
-                await self._bill.settle()
+                await self._bill.settle(met_target)
             finally:
                 wiring.observer.settled(
                     self._span, tenant, self._bill.cost_micros, self._bill.attempts
@@ -514,7 +521,7 @@ class Run:
 
     async def _hold(self, estimate_micros: int) -> bool:
         try:
-            amount = await self._bill.hold(estimate_micros)
+            amount, _ = await self._bill.hold(estimate_micros)
         except BudgetExceeded:
             return False
         self._wiring.observer.held(self._span, amount)
@@ -542,13 +549,3 @@ class Run:
     def _out_of_time(self) -> bool:
         remaining = self._remaining()
         return remaining is not None and remaining <= 0
-
-    async def _record_latency(self, finished: Finished, target_ms: int) -> None:
-        """Count the request towards the latency attainment; an unreachable ledger loses this
-        one count rather than fail an answer that is already complete."""
-        try:
-            await self._wiring.ledger.record_latency(
-                self._decision.request.tenant, finished.ttft_ms <= target_ms
-            )
-        except LedgerUnavailable:
-            return

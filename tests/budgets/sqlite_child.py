@@ -21,6 +21,7 @@ import os
 import sys
 from datetime import datetime
 
+from fareway.budgets.ledger import BudgetState
 from fareway.budgets.sqlite import SqliteLedger
 from fareway.core.clock import ManualClock
 from fareway.core.errors import BudgetExceeded
@@ -50,9 +51,9 @@ async def race_holds(ledger: SqliteLedger, count: int) -> None:
         *(ledger.hold(TENANT, f"{name}-{i}", HOLD_MICROS) for i in range(count)),
         return_exceptions=True,
     )
-    if not all(r is None or isinstance(r, BudgetExceeded) for r in results):
+    if not all(isinstance(r, BudgetState | BudgetExceeded) for r in results):
         raise RuntimeError(f"unexpected results: {results}")
-    print(sum(r is None for r in results), flush=True)
+    print(sum(isinstance(r, BudgetState) for r in results), flush=True)
     await ledger.aclose()
 
 

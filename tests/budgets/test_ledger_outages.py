@@ -31,10 +31,12 @@ EVERY_METHOD: dict[str, Call] = {
     "seed": lambda ledger: ledger.seed(SEEDS),
     "state": lambda ledger: ledger.state(TENANT),
     "hold": lambda ledger: ledger.hold(TENANT, "h1", 10),
+    "hold admitting": lambda ledger: ledger.hold(
+        TENANT, "h1", 10, admit=RateLimit(requests_per_minute=5)
+    ),
     "settle": lambda ledger: ledger.settle(TENANT, "h1", 10, 1),
+    "settle counting latency": lambda ledger: ledger.settle(TENANT, "h1", 10, 1, met_target=True),
     "checkpoint": lambda ledger: ledger.checkpoint(TENANT, "h1", 5, 1),
-    "admit": lambda ledger: ledger.admit(TENANT, RateLimit(requests_per_minute=5)),
-    "record_latency": lambda ledger: ledger.record_latency(TENANT, met_target=True),
     "ping": lambda ledger: ledger.ping(),
 }
 
@@ -182,7 +184,7 @@ async def test_redis_flushed_mid_run_keeps_caps_on_every_call(
         await ledger.settle(TENANT, "h0", 600)
         for lost in (
             lambda: ledger.hold(TENANT, "h1", 1_001),
-            lambda: ledger.admit(TENANT, RateLimit()),
+            lambda: ledger.hold(TENANT, "h2", 0, admit=RateLimit()),
             lambda: ledger.state(TENANT),
         ):
             await delete_keys(client, redis_prefix)  # FLUSHALL, confined to this test's keys

@@ -31,11 +31,10 @@ async def client(redis_url: str) -> AsyncIterator[Redis]:
 async def test_keys_follow_the_documented_layout(client: Redis, redis_prefix: str) -> None:
     ledger = RedisLedger(client, ManualClock(START), hold_ttl_s=TTL_S, prefix=redis_prefix)
     await ledger.configure(TENANT, [Limit(Window.DAY, 1_000)])
-    await ledger.hold(TENANT, "h1", 500)
+    await ledger.hold(TENANT, "h1", 500, admit=RateLimit())
     await ledger.hold(TENANT, "h2", 100)
     await ledger.checkpoint(TENANT, "h2", 40, 4)
-    await ledger.settle(TENANT, "h1", 120, tokens=7)
-    await ledger.admit(TENANT, RateLimit())
+    await ledger.settle(TENANT, "h1", 120, tokens=7, met_target=True)
 
     base = f"{redis_prefix}:{{{TENANT}}}"
     lifetimes: dict[str, timedelta | None] = {  # None: never expires

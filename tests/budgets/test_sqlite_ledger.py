@@ -18,7 +18,7 @@ from fareway.budgets.sqlite import SqliteLedger
 from fareway.budgets.windows import Window
 from fareway.core.clock import ManualClock
 from fareway.core.errors import LedgerUnavailable, RateLimitExceeded
-from tests.budgets.contract.support import START, TENANT, figures
+from tests.budgets.contract.support import START, TENANT, admit, figures
 
 CHILD = Path(__file__).with_name("sqlite_child.py")
 CHILD_TIMEOUT_S = 30
@@ -37,10 +37,8 @@ def clock() -> ManualClock:
 async def test_everything_survives_close_and_reopen(path: Path, clock: ManualClock) -> None:
     ledger = SqliteLedger(path, clock)
     await ledger.configure(TENANT, [Limit(Window.DAY, 1_000)], latency_target_ms=900)
-    await ledger.hold(TENANT, "in-flight", 300)
-    await ledger.settle(TENANT, "done", 200, tokens=50)
-    await ledger.admit(TENANT, RateLimit(requests_per_minute=1))
-    await ledger.record_latency(TENANT, met_target=False)
+    await ledger.hold(TENANT, "in-flight", 300, admit=RateLimit(requests_per_minute=1))
+    await ledger.settle(TENANT, "done", 200, tokens=50, met_target=False)
     await ledger.aclose()
 
     reopened = SqliteLedger(path, clock)
@@ -49,7 +47,7 @@ async def test_everything_survives_close_and_reopen(path: Path, clock: ManualClo
         assert await figures(reopened) == {"day": (200, 300, 500)}
         assert (state.latency_target_ms, state.latency_attainment) == (900, 0.0)
         with pytest.raises(RateLimitExceeded):
-            await reopened.admit(TENANT, RateLimit(requests_per_minute=1))
+            await admit(reopened, RateLimit(requests_per_minute=1))
         await reopened.settle(TENANT, "done", 200)  # still remembered as settled
         assert await figures(reopened) == {"day": (200, 300, 500)}
     finally:

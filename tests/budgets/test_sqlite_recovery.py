@@ -25,7 +25,7 @@ from fareway.budgets.sqlite_file import SCHEMA_VERSION
 from fareway.budgets.windows import Window
 from fareway.core.clock import ManualClock
 from fareway.core.errors import RateLimitExceeded
-from tests.budgets.contract.support import START, TENANT, figures
+from tests.budgets.contract.support import START, TENANT, admit, figures
 
 CHILD = Path(__file__).with_name("sqlite_child.py")
 CHILD_TIMEOUT_S = 30
@@ -89,7 +89,7 @@ async def test_a_killed_processs_hold_is_settled_at_its_last_checkpoint(
         used = CHARGE + CHECKPOINT
         assert await figures(reopened) == {"day": (used, 0, CAP - used)}
         with pytest.raises(RateLimitExceeded):
-            await reopened.admit(TENANT, RateLimit(tokens_per_minute=CHECKPOINT_TOKENS))
+            await admit(reopened, RateLimit(tokens_per_minute=CHECKPOINT_TOKENS))
     finally:
         await reopened.aclose()
 

@@ -149,6 +149,25 @@ async def test_a_settle_the_outage_interrupted_lands_later(
     assert sum("background settles done: 2 charges landed" in m for m in messages) == 1
 
 
+async def test_a_retried_settle_counts_its_latency_once(guarded: LedgerHealth, lock: Lock) -> None:
+    # The latency count rides on the settle: an outage at the end of an answer neither fails
+    # the answer (the settle returns) nor loses the count (it lands with the charge).
+    await guarded.hold(TENANT, "h1", 500)
+    lock.take()
+
+    await guarded.settle(TENANT, "h1", 300, 30, met_target=False)
+    lock.release()
+
+    async def landed() -> bool:
+        return guarded.pending_settles == 0
+
+    await until(landed, "the background settle")
+    await guarded.settle(TENANT, "h2", 0, met_target=True)
+    state = await guarded.state(TENANT)
+    assert state.latency_attainment == 0.5
+    assert await figures(guarded) == {"day": (300, 0, 700)}
+
+
 async def test_aclose_waits_for_pending_settles(path: Path, lock: Lock) -> None:
     clock = ManualClock()
     guarded = LedgerHealth(SqliteLedger(path, clock, busy_timeout_s=BUSY_TIMEOUT_S), clock)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from fareway.budgets.ledger import Ledger
+from fareway.budgets.ledger import BudgetState, Ledger, RateLimit
 
 TENANT = "acme"
 TTL_S = 60.0
@@ -25,3 +26,15 @@ async def figures(ledger: Ledger, tenant: str = TENANT) -> dict[str, tuple[int, 
         s.limit.window.value: (s.spent_micros, s.reserved_micros, s.remaining_micros)
         for s in state.limits
     }
+
+
+async def admit(ledger: Ledger, rate: RateLimit, tenant: str = TENANT) -> BudgetState:
+    """Admit one request as the engine does, with its first hold (here of nothing, under an id
+    of its own)."""
+    return await ledger.hold(tenant, uuid.uuid4().hex, 0, admit=rate)
+
+
+async def count_latency(ledger: Ledger, met_target: bool, tenant: str = TENANT) -> None:
+    """Count one request towards the latency attainment as the engine does, with its settle
+    (here of nothing, under an id of its own)."""
+    await ledger.settle(tenant, uuid.uuid4().hex, 0, met_target=met_target)

@@ -11,7 +11,7 @@ from fareway.budgets.ledger import Ledger, Limit, RateLimit
 from fareway.budgets.windows import Window
 from fareway.core.clock import ManualClock
 from fareway.core.errors import RateLimitExceeded
-from tests.budgets.contract.support import TENANT, TTL_S, figures
+from tests.budgets.contract.support import TENANT, TTL_S, admit, figures
 
 
 async def test_a_checkpoint_pushes_the_expiry_a_full_ttl_ahead(
@@ -53,7 +53,7 @@ async def test_an_expired_holds_tokens_count_towards_the_minute(
 
     await ledger.state(TENANT)  # the expiry is noticed, charged to the minute it happens in
     with pytest.raises(RateLimitExceeded):
-        await ledger.admit(TENANT, RateLimit(tokens_per_minute=900))
+        await admit(ledger, RateLimit(tokens_per_minute=900))
 
 
 async def test_an_expired_hold_without_a_checkpoint_charges_nothing(

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from fareway.budgets.ledger import Ledger, Limit
+from fareway.budgets.ledger import BudgetState, Ledger, Limit
 from fareway.budgets.windows import Window
 from fareway.core.errors import BudgetExceeded
 from tests.budgets.contract.support import TENANT, OpenLedger, figures
@@ -20,7 +20,7 @@ async def test_concurrent_holds_grant_exactly_what_the_cap_affords(ledger: Ledge
         *(ledger.hold(TENANT, f"h{i}", 30) for i in range(200)), return_exceptions=True
     )
 
-    granted = [r for r in results if r is None]
+    granted = [r for r in results if isinstance(r, BudgetState)]
     refused = [r for r in results if isinstance(r, BudgetExceeded)]
     assert len(granted) + len(refused) == 200
     assert len(granted) == 66  # 66 x 30 = 1,980; a 67th would make 2,010
@@ -55,8 +55,8 @@ async def test_two_ledgers_on_one_store_share_the_cap(open_ledger: OpenLedger) -
         return_exceptions=True,
     )
 
-    assert all(r is None or isinstance(r, BudgetExceeded) for r in results)
-    assert sum(r is None for r in results) == 33  # 33 x 30 = 990 across both
+    assert all(isinstance(r, BudgetState | BudgetExceeded) for r in results)
+    assert sum(isinstance(r, BudgetState) for r in results) == 33  # 33 x 30 = 990 across both
     assert await figures(first) == await figures(second) == {"day": (0, 990, 10)}
 
 

@@ -7,7 +7,7 @@ import pytest
 from fareway.budgets.ledger import Ledger, Limit, RateLimit
 from fareway.budgets.windows import Window
 from fareway.core.errors import RateLimitExceeded
-from tests.budgets.contract.support import TENANT, figures
+from tests.budgets.contract.support import TENANT, admit, figures
 
 
 async def test_settle_releases_the_hold_and_charges_the_actual_cost(ledger: Ledger) -> None:
@@ -25,11 +25,11 @@ async def test_settle_adds_its_tokens_to_this_minute(ledger: Ledger) -> None:
     await ledger.hold(TENANT, "h1", 500)
 
     await ledger.settle(TENANT, "h1", 120, tokens=999)
-    await ledger.admit(TENANT, rate)  # 999 < 1,000: still admitted
+    await admit(ledger, rate)  # 999 < 1,000: still admitted
     await ledger.settle(TENANT, "h2", 1, tokens=1)
 
     with pytest.raises(RateLimitExceeded) as caught:
-        await ledger.admit(TENANT, rate)
+        await admit(ledger, rate)
     assert caught.value.limit == "tokens_per_minute"
 
 
@@ -44,7 +44,7 @@ async def test_settle_is_idempotent_by_hold_id(ledger: Ledger) -> None:
 
     # h1 charged once; h2's hold untouched by h1's repeats; the tokens counted once.
     assert await figures(ledger) == {"day": (300, 200, 500)}
-    await ledger.admit(TENANT, RateLimit(tokens_per_minute=11))
+    await admit(ledger, RateLimit(tokens_per_minute=11))
 
 
 async def test_settle_without_a_hold_still_charges(ledger: Ledger) -> None:

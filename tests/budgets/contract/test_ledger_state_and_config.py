@@ -6,7 +6,7 @@ import pytest
 
 from fareway.budgets.ledger import Ledger, Limit, OnExceed
 from fareway.budgets.windows import Window
-from tests.budgets.contract.support import TENANT, figures
+from tests.budgets.contract.support import TENANT, count_latency, figures
 
 
 async def test_state_reports_spent_reserved_and_remaining(ledger: Ledger) -> None:
@@ -118,7 +118,7 @@ async def test_only_if_new_configures_a_tenant_known_only_by_its_traffic(ledger:
     # the config file later) do not count as a configuration to keep.
     await ledger.settle(TENANT, "h1", 100)
     await ledger.hold(TENANT, "h2", 50)
-    await ledger.record_latency(TENANT, met_target=True)
+    await count_latency(ledger, met_target=True)
     await ledger.state(TENANT)
 
     await ledger.configure(TENANT, [Limit(Window.DAY, 1_000)], only_if_new=True)
@@ -131,7 +131,7 @@ async def test_latency_attainment_is_the_share_of_requests_on_target(ledger: Led
     assert (await ledger.state(TENANT)).latency_attainment == 1.0  # nothing measured yet
 
     for met in (True, True, False, True):
-        await ledger.record_latency(TENANT, met)
+        await count_latency(ledger, met)
 
     state = await ledger.state(TENANT)
     assert state.latency_target_ms == 1_500
@@ -139,7 +139,7 @@ async def test_latency_attainment_is_the_share_of_requests_on_target(ledger: Led
 
 
 async def test_reconfiguring_keeps_latency_counts(ledger: Ledger) -> None:
-    await ledger.record_latency(TENANT, met_target=False)
+    await count_latency(ledger, met_target=False)
 
     await ledger.configure(TENANT, [Limit(Window.DAY, 1_000)], latency_target_ms=200)
 
