@@ -4,6 +4,7 @@ and configuration reload on SIGHUP (`server.reload`)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -197,6 +198,7 @@ async def serve(
             await runtime.aclose()
             raise
         _log_started(running, host)
+        freeze_start_up_objects()
         reloader = Reloader(
             running.serving, config_path, env, host, running.tls, allow_demo_keys_on_network
         )
@@ -212,6 +214,15 @@ async def serve(
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
+
+
+def freeze_start_up_objects() -> None:
+    """Move what start-up made (modules, configuration, catalog, SDK clients, the embedders'
+    tables) out of the garbage collector's sight: they live as long as the process, and the
+    collections that requests' short-lived objects trigger would otherwise walk them all, every
+    time (see docs/BENCHMARKS.md, "Overhead beside a bare relay")."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _reload_when_asked(reloader: Reloader, asked: asyncio.Event) -> None:
