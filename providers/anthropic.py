@@ -1,4 +1,15 @@
-"""Anthropic through the official SDK's Messages streaming API (F12).
+"""Anthropic through the official SDK's Messages API, its stream read as raw events (F12).
+
+The SDK builds and sends the request (`stream=True`), authenticates it, and turns an error
+status into its exceptions, which `_translate` maps to fareway's; a 200 body is read with
+`providers.sse` and each event's JSON looked at as dicts, only the fields used here. The SDK's
+`messages.stream()` helper, used before, built a pydantic object per event and rebuilt a snapshot
+of the whole message on each (re-parsing partial tool input): about half the CPU a stream cost
+(bench/provider_stream.py). `ping` events and events with no name or no data are skipped, as
+the SDK skips them; an `error` event inside the open stream is classified exactly as an error
+status with the same body would be (`overloaded_error` is Overloaded, and so on). Anything that
+is not the wire format (data that is not JSON, an event of the wrong shape) is a
+MalformedResponse.
 
 Usage comes from the stream itself: `message_start` carries the input tokens and
 `message_delta` the cumulative output tokens, so a stream cut short still reports what it used.
@@ -17,6 +28,8 @@ only then is one complete `ToolUse` yielded (`providers.tool_calls`).
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 from collections.abc import AsyncGenerator
 
 import anthropic
@@ -33,7 +46,7 @@ from anthropic.types import (
 
 from fareway.core.content import Message, Role, Text, Tool, ToolCall, ToolChoice, ToolChoiceMode
 from fareway.core.errors import ProviderError
-from fareway.providers import errors
+from fareway.providers import errors, sse
 from fareway.providers.base import (
     Finish,
     ProviderCall,
@@ -68,59 +81,72 @@ class AnthropicProvider:
     async def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
         """Yield text, complete tool calls and usage as the stream delivers them; raise
         ProviderError on failure."""
+        model = call.model.id
         input_tokens = 0
-        response_id = response_model = ""
+        response_id = response_model = stop_reason = ""
         pending: dict[int, PendingCall] = {}  # tool calls still streaming, by content block
         cut: ProviderError | None = None  # a call that did not parse, until the stop reason
         try:
             # Anthropic reports no log-probabilities: `call.logprobs` is ignored here.
-            async with self._client.messages.stream(
-                model=call.model.provider_model_id,
-                max_tokens=call.max_tokens,
-                messages=_messages(call.messages),
-                system=call.system or anthropic.omit,
-                tools=[_tool(t) for t in call.tools] if call.tools else anthropic.omit,
-                tool_choice=_tool_choice(call.tool_choice, bool(call.tools)),
-                timeout=call.timeout_s if call.timeout_s is not None else anthropic.not_given,
-            ) as stream:
-                stop_reason = ""
-                async for event in stream:
-                    if event.type == "message_start":
-                        response_id = event.message.id
-                        response_model = event.message.model
-                        input_tokens = event.message.usage.input_tokens
-                        yield UsageReport(input_tokens, event.message.usage.output_tokens)
-                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                        yield TextChunk(event.delta.text)
-                    elif event.type == "content_block_start":
-                        block = event.content_block
-                        if block.type == "tool_use":
-                            pending[event.index] = PendingCall(block.id, block.name)
-                    elif (
-                        event.type == "content_block_delta"
-                        and event.delta.type == "input_json_delta"
-                    ):
-                        # A fragment for a block that is no open tool call: KeyError, malformed.
-                        pending[event.index].fragments.append(event.delta.partial_json)
-                    elif event.type == "content_block_stop" and event.index in pending:
+            # Leaving these blocks, normally or through `aclose()` at a `yield`, closes the
+            # response and with it the upstream connection.
+            async with (
+                self._client.messages.with_streaming_response.create(
+                    model=call.model.provider_model_id,
+                    max_tokens=call.max_tokens,
+                    messages=_messages(call.messages),
+                    system=call.system or anthropic.omit,
+                    tools=[_tool(t) for t in call.tools] if call.tools else anthropic.omit,
+                    tool_choice=_tool_choice(call.tool_choice, bool(call.tools)),
+                    stream=True,
+                    timeout=call.timeout_s if call.timeout_s is not None else anthropic.not_given,
+                ) as raw,
+                contextlib.aclosing(sse.events(raw.http_response)) as events,
+            ):
+                async for name, data in events:
+                    if name == "ping" or not name or not data:
+                        continue
+                    if name == "error":
+                        raise _stream_error(data, raw.http_response, model)
+                    event = json.loads(data)
+                    kind = event["type"]
+                    if kind == "content_block_delta":
+                        delta = event["delta"]
+                        if delta["type"] == "text_delta":
+                            yield TextChunk(delta["text"])
+                        elif delta["type"] == "input_json_delta":
+                            # A fragment for a block that is no open tool call: KeyError,
+                            # malformed.
+                            pending[event["index"]].fragments.append(delta["partial_json"])
+                    elif kind == "message_start":
+                        message = event["message"]
+                        response_id, response_model = message["id"], message["model"]
+                        usage = message["usage"]
+                        input_tokens = usage["input_tokens"]
+                        yield UsageReport(input_tokens, usage["output_tokens"])
+                    elif kind == "content_block_start":
+                        block = event["content_block"]
+                        if block["type"] == "tool_use":
+                            pending[event["index"]] = PendingCall(block["id"], block["name"])
+                    elif kind == "content_block_stop" and event["index"] in pending:
                         try:
-                            yield ToolUse(pending.pop(event.index).complete(call.model.id))
+                            yield ToolUse(pending.pop(event["index"]).complete(model))
                         except ProviderError as error:
                             # Only the stop reason, which comes later, tells a call cut by
                             # max_tokens (dropped, see tool_calls.py) from a broken one.
                             cut = error
-                    elif event.type == "message_delta":
-                        stop_reason = event.delta.stop_reason or ""
-                        yield UsageReport(input_tokens, event.usage.output_tokens)
-                if cut is not None and stop_reason != "max_tokens":
-                    raise cut
-                yield Finish(stop_reason or "end_turn", response_id, response_model)
+                    elif kind == "message_delta":
+                        stop_reason = event["delta"].get("stop_reason") or ""
+                        yield UsageReport(input_tokens, event["usage"]["output_tokens"])
         except (anthropic.APIError, httpx2.RequestError) as exc:
             # The SDK wraps transport errors only while sending; once the stream is open, a read
             # timeout or a dropped connection surfaces as the raw httpx2 error.
-            raise _translate(exc, call.model.id) from exc
+            raise _translate(exc, model) from exc
         except errors.MALFORMED_STREAM_ERRORS as exc:
-            raise errors.malformed_stream(exc, call.model.id) from exc
+            raise errors.malformed_stream(exc, model) from exc
+        if cut is not None and stop_reason != "max_tokens":
+            raise cut
+        yield Finish(stop_reason or "end_turn", response_id, response_model)
 
     async def aclose(self) -> None:
         """Close the SDK's connection pool."""
@@ -221,14 +247,32 @@ def _translate(exc: anthropic.APIError | httpx2.RequestError, model: str) -> Pro
         )
     if not isinstance(exc, anthropic.APIStatusError):
         return ProviderError(errors.describe(exc), model=model)
+    return _status_error(exc.status_code, errors.describe(exc), exc.body, exc.response, model)
+
+
+def _stream_error(data: str, response: httpx2.Response, model: str) -> ProviderError:
+    """An `error` event inside the open stream, read as the SDK reads one (its JSON, or its
+    text when that is not JSON) and carrying the stream's status and headers."""
+    body: object
+    try:
+        body = json.loads(data)
+        message = f"{body}"
+    except ValueError:
+        body, message = data, data or f"Error code: {response.status_code}"
+    return _status_error(response.status_code, message, body, response, model)
+
+
+def _status_error(
+    status: int, message: str, body: object, response: httpx2.Response, model: str
+) -> ProviderError:
     # An `error` event inside an open stream arrives with the stream's 200 status, so the error
     # type in the body decides as much as the status code does.
-    kind = _error_type(exc)
+    kind = _error_type(body)
     return errors.status_failure(
-        exc.status_code,
-        errors.describe(exc),
+        status,
+        message,
         model=model,
-        retry_after_s=errors.retry_after_s(exc.response.headers),
+        retry_after_s=errors.retry_after_s(response.headers),
         rate_limited=kind == "rate_limit_error",
         overloaded=kind in _OVERLOAD_TYPES,
     )
@@ -237,8 +281,7 @@ def _translate(exc: anthropic.APIError | httpx2.RequestError, model: str) -> Pro
 _OVERLOAD_TYPES = frozenset({"overloaded_error", "api_error"})
 
 
-def _error_type(exc: anthropic.APIStatusError) -> str:
-    body = exc.body
+def _error_type(body: object) -> str:
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict):

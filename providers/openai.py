@@ -1,5 +1,13 @@
 """Any OpenAI-compatible chat completions endpoint (vLLM, Ollama, OpenRouter, LM Studio, ...)
-through the official `openai` SDK (F12).
+through the official `openai` SDK (F12), its stream read as raw events.
+
+The SDK builds and sends the request (`stream=True`), authenticates it, and turns an error
+status into its exceptions, which `_translate` maps to fareway's; a 200 body is read with
+`providers.sse` (up to `data: [DONE]`) and each chunk's JSON looked at as dicts, only the fields
+used here, instead of through the SDK's stream, which builds a pydantic object per chunk
+(bench/provider_stream.py measures the difference). A chunk with an `error` key is classified
+as the SDK's stream would raise it (`_stream_error`); anything that is not the wire format
+(data that is not JSON, a chunk of the wrong shape) is a MalformedResponse.
 
 Usage comes from the stream itself: with `stream_options.include_usage` the server sends one last
 chunk with no choices and the whole request's token counts. A stream cut before that chunk has
@@ -27,7 +35,10 @@ reported as "tool_use" whichever word ended it, so callers see one rule.
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import httpx2
 import openai
@@ -40,12 +51,11 @@ from openai.types.chat import (
     ChatCompletionToolParam,
     ChatCompletionUserMessageParam,
 )
-from openai.types.chat.chat_completion_chunk import Choice, ChoiceDeltaToolCall
 from openai.types.shared_params import FunctionDefinition
 
 from fareway.core.content import Message, Role, Tool, ToolCall, ToolChoice, ToolChoiceMode
 from fareway.core.errors import ProviderError, ProviderUnreachable
-from fareway.providers import errors
+from fareway.providers import errors, sse
 from fareway.providers.base import (
     Finish,
     ProviderCall,
@@ -89,6 +99,7 @@ class OpenAIProvider:
     async def stream(self, call: ProviderCall) -> AsyncGenerator[ProviderEvent, None]:
         """Yield text, complete tool calls and usage as the stream delivers them; raise
         ProviderError on failure."""
+        model = call.model.id
         limit = call.max_tokens
         by_new_name = self._max_tokens_field == "max_completion_tokens"
         finish_reason = ""
@@ -96,40 +107,46 @@ class OpenAIProvider:
         pending: dict[int, PendingCall] = {}  # tool calls still streaming, by their index
         called = False  # the answer called tools
         try:
-            stream = await self._client.chat.completions.create(
-                model=call.model.provider_model_id,
-                messages=_messages(call.system, call.messages),
-                max_tokens=openai.omit if by_new_name else limit,
-                max_completion_tokens=limit if by_new_name else openai.omit,
-                stream=True,
-                stream_options={"include_usage": True},
-                logprobs=True if call.logprobs else openai.omit,
-                tools=[_tool(t) for t in call.tools] if call.tools else openai.omit,
-                tool_choice=_tool_choice(call.tool_choice, bool(call.tools)),
-                timeout=call.timeout_s if call.timeout_s is not None else openai.not_given,
-            )
-            # Leaving this block, normally or through `aclose()` at a `yield`, closes the
+            # Leaving these blocks, normally or through `aclose()` at a `yield`, closes the
             # response and with it the upstream connection.
-            async with stream:
-                async for chunk in stream:
-                    response_id = response_id or chunk.id
-                    response_model = response_model or chunk.model
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                        yield UsageReport(usage.prompt_tokens, usage.completion_tokens)
-                    for choice in chunk.choices:
-                        if choice.index != 0:
+            async with (
+                self._client.chat.completions.with_streaming_response.create(
+                    model=call.model.provider_model_id,
+                    messages=_messages(call.system, call.messages),
+                    max_tokens=openai.omit if by_new_name else limit,
+                    max_completion_tokens=limit if by_new_name else openai.omit,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    logprobs=True if call.logprobs else openai.omit,
+                    tools=[_tool(t) for t in call.tools] if call.tools else openai.omit,
+                    tool_choice=_tool_choice(call.tool_choice, bool(call.tools)),
+                    timeout=call.timeout_s if call.timeout_s is not None else openai.not_given,
+                ) as raw,
+                contextlib.aclosing(sse.events(raw.http_response, done="[DONE]")) as events,
+            ):
+                async for _, data in events:
+                    chunk = json.loads(data)
+                    if chunk.get("error"):
+                        raise _stream_error(chunk["error"], model)
+                    response_id = response_id or chunk["id"]
+                    response_model = response_model or chunk["model"]
+                    usage = chunk.get("usage")
+                    if usage is not None:
+                        yield UsageReport(usage["prompt_tokens"], usage["completion_tokens"])
+                    for choice in chunk["choices"]:
+                        if choice["index"] != 0:
                             continue  # only one choice is asked for
-                        if choice.delta.content:
+                        delta = choice["delta"]
+                        if content := delta.get("content"):
                             logprobs = _logprobs(choice) if call.logprobs else ()
-                            yield TextChunk(choice.delta.content, logprobs)
-                        for fragment in choice.delta.tool_calls or ():
+                            yield TextChunk(content, logprobs)
+                        for fragment in delta.get("tool_calls") or ():
                             _collect(pending, fragment)
-                        if choice.finish_reason:
-                            finish_reason = choice.finish_reason
+                        if choice.get("finish_reason"):
+                            finish_reason = choice["finish_reason"]
                             for index in sorted(pending):
                                 try:
-                                    tool = pending.pop(index).complete(call.model.id)
+                                    tool = pending.pop(index).complete(model)
                                 except ProviderError:
                                     if finish_reason == "length":
                                         continue  # cut by max_tokens: dropped (tool_calls.py)
@@ -137,15 +154,15 @@ class OpenAIProvider:
                                 called = True
                                 yield ToolUse(tool)
         except (openai.APIError, httpx2.RequestError) as exc:
-            # openai 3.57 wraps transport errors while reading a stream too, but the raw httpx2
-            # ones are mapped the same way in case any escapes (as they do from anthropic's).
-            raise _translate(exc, call.model.id) from exc
+            # The SDK wraps transport errors while sending; reading the open stream raises the
+            # raw httpx2 ones.
+            raise _translate(exc, model) from exc
         except errors.MALFORMED_STREAM_ERRORS as exc:
-            raise errors.malformed_stream(exc, call.model.id) from exc
+            raise errors.malformed_stream(exc, model) from exc
         if not finish_reason:
             # Every compatible server ends an answer with a finish_reason; a body that ends
             # cleanly without one was cut short (a proxy giving up, say), not finished.
-            raise ProviderUnreachable("stream ended without a finish_reason", model=call.model.id)
+            raise ProviderUnreachable("stream ended without a finish_reason", model=model)
         stop_reason = _STOP_REASONS.get(finish_reason, finish_reason)
         if called and finish_reason != "length":
             stop_reason = "tool_use"
@@ -243,25 +260,26 @@ def _tool_choice(
             return {"type": "function", "function": {"name": choice.name}}
 
 
-def _collect(pending: dict[int, PendingCall], fragment: ChoiceDeltaToolCall) -> None:
+def _collect(pending: dict[int, PendingCall], fragment: dict[str, Any]) -> None:
     """Add one streamed fragment to the call of its index: the first brings the id and name,
     every one may bring argument text."""
-    call = pending.setdefault(fragment.index, PendingCall("", ""))
-    call.id = call.id or fragment.id or ""
-    function = fragment.function
+    call = pending.setdefault(fragment["index"], PendingCall("", ""))
+    call.id = call.id or fragment.get("id") or ""
+    function = fragment.get("function")
     if function is not None:
-        call.name = call.name or function.name or ""
-        if function.arguments:
-            call.fragments.append(function.arguments)
+        call.name = call.name or function.get("name") or ""
+        if arguments := function.get("arguments"):
+            call.fragments.append(arguments)
 
 
-def _logprobs(choice: Choice) -> tuple[float, ...]:
+def _logprobs(choice: dict[str, Any]) -> tuple[float, ...]:
     """The log-probability of each token of this chunk's text, or () when the server sent none
     (or any entry without a number: a partial list would not line up with the tokens)."""
-    content = choice.logprobs.content if choice.logprobs is not None else None
-    if not content:
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not content or not isinstance(content, list):
         return ()
-    values = [getattr(token, "logprob", None) for token in content]
+    values = [token.get("logprob") if isinstance(token, dict) else None for token in content]
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return ()
     return tuple(float(v) for v in values if v is not None)
@@ -279,9 +297,8 @@ def _translate(exc: openai.APIError | httpx2.RequestError, model: str) -> Provid
         retry_after = errors.retry_after_s(exc.response.headers)
         status: int | None = exc.status_code
     else:
-        # An `error` chunk inside an open stream: the SDK raises a bare APIError, with no status
-        # or headers. vLLM and OpenRouter put the HTTP status they mean in its `code`; OpenAI
-        # leaves it null.
+        # An APIError with no status or headers (the SDK's stream object raises one for an
+        # `error` chunk; `_stream_error` reads those here now): the status is in its `code`.
         retry_after = None
         status = _status_in_code(exc.code)
     return errors.status_failure(
@@ -290,6 +307,27 @@ def _translate(exc: openai.APIError | httpx2.RequestError, model: str) -> Provid
         model=model,
         retry_after_s=retry_after,
         rate_limited=rate_limited,
+    )
+
+
+def _stream_error(error: object, model: str) -> ProviderError:
+    """An `error` chunk inside an open stream, read as the SDK reads one (which raised a bare
+    APIError for it, with no status or headers). vLLM and OpenRouter put the HTTP status they
+    mean in its `code`; OpenAI leaves it null."""
+    code: str | None = None
+    kind: object = None
+    message: object = None
+    if isinstance(error, dict):
+        code = str(error["code"]) if error.get("code") is not None else None
+        kind, message = error.get("type"), error.get("message")
+    if not message or not isinstance(message, str):
+        message = "An error occurred during streaming"
+    return errors.status_failure(
+        _status_in_code(code),
+        message,
+        model=model,
+        rate_limited=code in _RATE_LIMIT_WORDS
+        or (isinstance(kind, str) and kind in _RATE_LIMIT_WORDS),
     )
 
 
