@@ -20,11 +20,12 @@ made by `python tools/typecheck_tree.py` there, put first on the path), as bench
 Providers, trees and rounds alternate, so whatever else the machine does falls on all of them;
 the table gives each one's median over `--rounds` (3) and every run's figure.
 
-    git worktree add /tmp/prov-before <commit> && (cd /tmp/prov-before && \\
-        ../../work/main/.venv/bin/python tools/typecheck_tree.py)
+    git worktree add /tmp/prov-before <commit>          # the code to compare with
+    (cd /tmp/prov-before && /work/main/.venv/bin/python tools/typecheck_tree.py)
     python tools/typecheck_tree.py
     python bench/provider_stream.py --tree before=/tmp/prov-before/build/typecheck \\
         --tree after=build/typecheck
+    python bench/provider_stream.py --kinds openai --streams 100 --rounds 1   # this tree only
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def _anthropic(name: str, payload: dict[str, Any]) -> bytes:
 
 def anthropic_stream(tokens: int) -> tuple[bytes, list[bytes], bytes]:
     """The Messages stream, precomputed: (before the first token, one per token, the end)."""
-    message = {"id": "msg_bench", "type": "message", "role": "assistant", "content": []}
+    message: dict[str, Any] = {"id": "msg_bench", "type": "message", "role": "assistant"}
+    message["content"] = []
     message |= {"model": "claude-bench", "stop_reason": None, "stop_sequence": None}
     message["usage"] = {"input_tokens": 12, "output_tokens": 1}
     head = (

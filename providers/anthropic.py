@@ -4,7 +4,7 @@ The SDK builds and sends the request (`stream=True`), authenticates it, and turn
 status into its exceptions, which `_translate` maps to fareway's; a 200 body is read with
 `providers.sse` and each event's JSON looked at as dicts, only the fields used here. The SDK's
 `messages.stream()` helper, used before, built a pydantic object per event and rebuilt a snapshot
-of the whole message on each (re-parsing partial tool input): about half the CPU a stream cost
+of the whole message on each (re-parsing partial tool input): more than half the CPU a stream cost
 (bench/provider_stream.py). `ping` events and events with no name or no data are skipped, as
 the SDK skips them; an `error` event inside the open stream is classified exactly as an error
 status with the same body would be (`overloaded_error` is Overloaded, and so on). Anything that

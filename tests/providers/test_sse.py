@@ -170,9 +170,9 @@ def anthropic_body(texts: Sequence[str], *, tail: bytes | None = None) -> bytes:
     def event(name: str, payload: dict[str, Any]) -> bytes:
         return f"event: {name}\ndata: {json.dumps({'type': name} | payload)}\n\n".encode()
 
-    message = {"id": "msg_raw", "model": "claude-raw", "usage": {"input_tokens": 9}}
-    message["usage"] |= {"output_tokens": 1}
-    body = event("message_start", {"message": message | {"type": "message", "content": []}})
+    usage = {"input_tokens": 9, "output_tokens": 1}
+    message = {"id": "msg_raw", "type": "message", "model": "claude-raw", "content": []}
+    body = event("message_start", {"message": message | {"usage": usage}})
     body += event("content_block_start", {"index": 0, "content_block": {"type": "text"}})
     for text in texts:
         delta = {"type": "text_delta", "text": text}
@@ -180,8 +180,8 @@ def anthropic_body(texts: Sequence[str], *, tail: bytes | None = None) -> bytes:
     if tail is not None:
         return body + tail
     body += event("content_block_stop", {"index": 0})
-    delta = {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 4}}
-    return body + event("message_delta", delta) + event("message_stop", {})
+    stop: dict[str, Any] = {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 4}}
+    return body + event("message_delta", stop) + event("message_stop", {})
 
 
 def openai_body(texts: Sequence[str], *, tail: bytes | None = None) -> bytes:
