@@ -4,7 +4,7 @@ The fixtures are re-exported by conftest.py; tests import the helpers from here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +102,18 @@ def make_config(
         requests_per_minute=requests_per_minute,
     )
     return parse_config(text, "<test config>")
+
+
+def kinds(events: Sequence[router_pb2.GenerateEvent]) -> list[str]:
+    """The events' kinds, a run of deltas as one: text that queued while a write was in flight
+    arrives joined, so how many deltas carry an answer depends on timing (tests check the text
+    itself where it matters)."""
+    out: list[str] = []
+    for event in events:
+        kind = event.WhichOneof("event") or ""
+        if not (kind == "delta" and out and out[-1] == "delta"):
+            out.append(kind)
+    return out
 
 
 def metadata(key: str) -> tuple[tuple[str, str], ...]:

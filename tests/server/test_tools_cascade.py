@@ -14,6 +14,7 @@ from tests.server.harness import (
     TENANT_KEY,
     Harness,
     HarnessFactory,
+    kinds,
     make_config,
     metadata,
 )
@@ -54,10 +55,6 @@ def cascade_request(
     if choice is not None:
         request.tool_choice.CopyFrom(choice)
     return request
-
-
-def kinds(events: list[router_pb2.GenerateEvent]) -> list[str]:
-    return [str(e.WhichOneof("event")) for e in events]
 
 
 def calls(events: list[router_pb2.GenerateEvent]) -> list[str]:

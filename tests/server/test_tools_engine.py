@@ -14,7 +14,7 @@ import pytest
 from fareway.core.errors import Overloaded
 from fareway.routing.tokens import estimate_tokens
 from fareway.v1 import router_pb2
-from tests.server.harness import TENANT_KEY, Harness, metadata
+from tests.server.harness import TENANT_KEY, Harness, kinds, metadata
 from tests.server.tool_scripts import ToolScripted, call, install, tool_answer
 
 AUTH = metadata(TENANT_KEY)
@@ -38,10 +38,6 @@ def tool_request(text: str = "classify this: 2+2 as a sum") -> router_pb2.Genera
 async def drain(stream: AsyncIterator[router_pb2.GenerateEvent], into: list[Any]) -> None:
     async for event in stream:
         into.append(event)
-
-
-def kinds(events: list[router_pb2.GenerateEvent]) -> list[str]:
-    return [str(e.WhichOneof("event")) for e in events]
 
 
 async def test_generate_streams_tool_calls_in_order_with_the_text(harness: Harness) -> None:

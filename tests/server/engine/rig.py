@@ -36,7 +36,7 @@ from fareway.routing.decision import (
 from fareway.routing.latency import LatencyStats
 from fareway.routing.request import RouteRequest
 from fareway.server.engine.engine import Engine, Run
-from fareway.server.engine.events import Billed, GenerationEvent
+from fareway.server.engine.events import Billed, Delta, GenerationEvent
 from fareway.telemetry.setup import Telemetry
 from tests.fakes.scripted import Script, ScriptedProvider, model
 
@@ -182,3 +182,14 @@ def hedged(
 def billed(events: Sequence[GenerationEvent]) -> int:
     """The micro-USD of every usage event."""
     return sum(e.usage.cost_micros for e in events if isinstance(e, Billed))
+
+
+def kinds(events: Sequence[GenerationEvent]) -> list[type[GenerationEvent]]:
+    """The events' kinds, a run of Deltas as one: the channel joins text that queued while the
+    reader was away, so how many Deltas carry an answer depends on scheduling (tests check the
+    text itself where it matters)."""
+    out: list[type[GenerationEvent]] = []
+    for event in events:
+        if not (type(event) is Delta and out and out[-1] is Delta):
+            out.append(type(event))
+    return out

@@ -28,16 +28,12 @@ from fareway.server.engine.events import (
     Routed,
 )
 from tests.fakes.scripted import Gate, Stall, answer, broken
-from tests.server.engine.rig import FAST, SPARE, STRONG, billed, cascade, rig
+from tests.server.engine.rig import FAST, SPARE, STRONG, billed, cascade, kinds, rig
 
 BOTH = pytest.mark.parametrize("mode", list(CascadeMode))
 
 UNSURE = answer("Maybe", "\nconfidence: 0.3")
 SURE = answer("Sure", "\nconfidence: 0.9")
-
-
-def kinds(events: list[GenerationEvent]) -> list[type[GenerationEvent]]:
-    return [type(e) for e in events]
 
 
 def text_after_last_discard(events: list[GenerationEvent]) -> str:
