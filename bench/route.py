@@ -17,6 +17,8 @@ client on this machine. `--tree NAME=PATH` runs the server from another checkout
 `build/typecheck` folder, made by `python tools/typecheck_tree.py` there, put first on the
 path); trees and runs alternate, so whatever else the machine does falls on all of them.
 
+`--workers N` adds `fareway serve --workers N` (the installed tree) beside them.
+
 `--startup` measures instead, for each tree: the import time of `fareway.config.loader` in a
 fresh interpreter (and of loading the embedded default with it), and the time from starting
 `fareway serve` until its health check answers SERVING; medians of `--startup-runs`.
@@ -110,11 +112,15 @@ LOG = "serve.log"  # the server's log, in its working folder
 SERVE = "import sys; from fareway.cli.main import main; sys.exit(main())"
 
 
-def start_serve(tree: str, port: int, folder: str) -> subprocess.Popen[bytes]:
-    """`fareway serve` on the embedded default, from `tree`, its ledger file in `folder`."""
+def start_serve(tree: str, port: int, folder: str, workers: int = 1) -> subprocess.Popen[bytes]:
+    """`fareway serve` on the embedded default, from `tree`, its ledger file in `folder`, with
+    `workers` processes (sharing that SQLite file)."""
+    command = [sys.executable, "-c", SERVE, "serve", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     with (Path(folder) / LOG).open("ab") as log:  # the child keeps its own copy open
         return subprocess.Popen(
-            [sys.executable, "-c", SERVE, "serve", "--port", str(port)],
+            command,
             cwd=folder,
             env=environment(tree),
             stdout=subprocess.DEVNULL,
@@ -265,6 +271,14 @@ def benchmark(args: argparse.Namespace) -> dict[str, dict[int, Cell]]:
                 servers[label] = start_serve(tree, port, str(sub))
                 wait_serving(port, servers[label], str(sub))
                 targets[label] = f"127.0.0.1:{port}"
+            if args.workers > 1:
+                port = free_port()
+                label = f"fareway serve --workers {args.workers}"
+                sub = Path(folder) / "workers"
+                sub.mkdir()
+                servers[label] = start_serve("", port, str(sub), args.workers)
+                wait_serving(port, servers[label], str(sub))
+                targets[label] = f"127.0.0.1:{port}"
             if args.empty:
                 port = free_port()
                 servers["empty servicer"] = subprocess.Popen(
@@ -380,6 +394,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="runs per cell, alternated")
     parser.add_argument("--warmup", type=int, default=400, help="calls before each run")
     parser.add_argument("--empty", action="store_true", help="also measure an empty servicer")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="also measure `fareway serve --workers N`"
+    )
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--startup", action="store_true", help="import and start times")
     parser.add_argument("--startup-runs", type=int, default=7)
