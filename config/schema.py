@@ -27,8 +27,11 @@ from fareway.routing.decision import CascadeMode
 from fareway.routing.strategies import StrategyConfig
 from fareway.routing.strategy import unknown
 
-# The default of `server.max_streams`: one constant, set from the benchmarks.
-DEFAULT_MAX_STREAMS = 256
+# The default of `server.max_streams`, from bench/overhead.py on a 2-core machine: one process
+# relays about 5,000 tokens a second (about 95 streams/s of 50 tokens) before it saturates, and
+# a model streams 40-60 tokens a second, so about 100 streams keep a process busy; the rest of
+# the 128 are streams still waiting for their first token, which cost nothing meanwhile.
+DEFAULT_MAX_STREAMS = 128
 
 FieldPath = tuple[str | int, ...]  # a location in the file, as pydantic reports it
 
