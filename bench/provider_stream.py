@@ -5,11 +5,8 @@ Issue 13 profiled fareway's server and found about a quarter of its CPU in the a
 `messages.stream()` helper and a fifth in the HTTP client. This isolates that part, so a change
 to how a provider reads its stream is measured on its own:
 
-- the upstream, a child process: a minimal asyncio HTTP/1.1 server (keep-alive, chunked SSE)
-  answering any path ending in `/messages` with an Anthropic Messages stream and any ending in
-  `/chat/completions` with an OpenAI chat-completions stream (usage chunk, `[DONE]`), each with
-  `--tokens` (50) text deltas `--gap-ms` (1) apart, one network write each, as a model's tokens
-  arrive;
+- the upstream, a child process: bench/fake_upstream.py (the one bench/overhead.py uses), each
+  answer `--tokens` (50) text deltas `--gap-ms` (1) apart, the first at once;
 - the load, one child process per measurement: builds the provider at the upstream, runs
   `--warmup` streams that are not counted, then `--streams` (300) streams, `--concurrency` (20)
   at a time, each read to its `Finish`, and reports `time.process_time()` spent over them
@@ -40,104 +37,14 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from processes import free_port, stop  # this folder, as bench/overhead.py does
+from fake_upstream import serve_upstream  # this folder, as bench/overhead.py does
+from processes import free_port, stop
 
 KINDS = ("anthropic", "openai")
 
 
 # --- the upstream -----------------------------------------------------------------------------
-
-
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-def _anthropic(name: str, payload: dict[str, Any]) -> bytes:
-    return _chunk(f"event: {name}\ndata: {json.dumps({'type': name} | payload)}\n\n".encode())
-
-
-def anthropic_stream(tokens: int) -> tuple[bytes, list[bytes], bytes]:
-    """The Messages stream, precomputed: (before the first token, one per token, the end)."""
-    message: dict[str, Any] = {"id": "msg_bench", "type": "message", "role": "assistant"}
-    message["content"] = []
-    message |= {"model": "claude-bench", "stop_reason": None, "stop_sequence": None}
-    message["usage"] = {"input_tokens": 12, "output_tokens": 1}
-    head = (
-        _anthropic("message_start", {"message": message})
-        + _anthropic(
-            "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
-        )
-        + _anthropic("ping", {})
-    )
-    delta = {"index": 0, "delta": {"type": "text_delta", "text": " tok"}}
-    deltas = [_anthropic("content_block_delta", delta) for _ in range(tokens)]
-    stop_reason = {"stop_reason": "end_turn", "stop_sequence": None}
-    tail = (
-        _anthropic("content_block_stop", {"index": 0})
-        + _anthropic("message_delta", {"delta": stop_reason, "usage": {"output_tokens": tokens}})
-        + _anthropic("message_stop", {})
-    )
-    return head, deltas, tail
-
-
-def openai_stream(tokens: int) -> tuple[bytes, list[bytes], bytes]:
-    """The chat-completions stream, precomputed likewise (usage in a last chunk, then [DONE])."""
-    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0}
-    base["model"] = "gpt-bench"
-
-    def data(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return _chunk(f"data: {json.dumps(base | {'choices': choices} | extra)}\n\n".encode())
-
-    def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"index": 0, "delta": delta, "finish_reason": finish}
-
-    head = data([choice({"role": "assistant", "content": ""})])
-    deltas = [data([choice({"content": " tok"})]) for _ in range(tokens)]
-    usage = {"prompt_tokens": 12, "completion_tokens": tokens, "total_tokens": 12 + tokens}
-    tail = data([choice({}, "stop")]) + data([], usage=usage) + _chunk(b"data: [DONE]\n\n")
-    return head, deltas, tail
-
-
-HEAD = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-    b"request-id: req_bench\r\ntransfer-encoding: chunked\r\n\r\n"
-)
-END = b"0\r\n\r\n"
-
-
-async def serve_upstream(port: int, tokens: int, gap_s: float) -> None:
-    streams = {b"anthropic": anthropic_stream(tokens), b"openai": openai_stream(tokens)}
-
-    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:  # keep-alive: one request after another on the connection
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.split(b"\r\n")
-                path = lines[0].split(b" ")[1]
-                length = 0
-                for line in lines[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                await reader.readexactly(length)
-                first, deltas, last = streams[b"openai" if b"/chat/" in path else b"anthropic"]
-                writer.write(HEAD + first)
-                for delta in deltas:
-                    await asyncio.sleep(gap_s)
-                    writer.write(delta)
-                    await writer.drain()
-                writer.write(last + END)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(connection, "127.0.0.1", port, backlog=1024)
-    async with server:
-        await server.serve_forever()
 
 
 # --- the load ---------------------------------------------------------------------------------
@@ -267,7 +174,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str]) -> None:
     args = parse_args(argv)
     if args.role == "upstream":
-        asyncio.run(serve_upstream(args.port, args.tokens, args.gap_ms / 1000))
+        asyncio.run(serve_upstream(args.port, 0.0, args.tokens, args.gap_ms / 1000))
     elif args.role == "load":
         asyncio.run(load(args.kind, args.upstream, args.streams, args.concurrency, args.warmup))
     else:
