@@ -4,6 +4,7 @@ The fixtures are re-exported by conftest.py; tests import the helpers from here.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +103,20 @@ def make_config(
         requests_per_minute=requests_per_minute,
     )
     return parse_config(text, "<test config>")
+
+
+class GatedClock(ManualClock):
+    """A manual clock whose non-zero sleeps wait for `gate`: the sim model's pacing, so a
+    stream stops after its first token until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            await self.gate.wait()
+        await super().sleep(seconds)
 
 
 def kinds(events: Sequence[router_pb2.GenerateEvent]) -> list[str]:

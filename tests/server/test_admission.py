@@ -32,7 +32,7 @@ from fareway.server.admission import (
 from fareway.server.reload import Reloader
 from fareway.server.status import to_grpc_status
 from fareway.v1 import budget_pb2, router_pb2
-from tests.server.harness import Harness, HarnessFactory, metadata, user_request
+from tests.server.harness import GatedClock, Harness, HarnessFactory, metadata, user_request
 from tests.server.status_details import detail
 
 KEY, ADMIN = "admission-key", "admission-admin"
@@ -61,20 +61,6 @@ tenants:
     budget: [{{window: day, cap_usd: 10}}]
 admin_keys: [{{env: ADMIN_KEY}}]
 """
-
-
-class GatedClock(ManualClock):
-    """A manual clock whose non-zero sleeps wait for `gate`: the sim model's pacing, so a
-    stream stops after its first token until the test opens the gate."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            await self.gate.wait()
-        await super().sleep(seconds)
 
 
 async def start(serve: HarnessFactory, max_streams: int = 1) -> tuple[Harness, GatedClock]:

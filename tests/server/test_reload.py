@@ -13,12 +13,11 @@ import pytest
 
 from fareway.budgets.windows import Window
 from fareway.config.loader import parse_config
-from fareway.core.clock import ManualClock
 from fareway.core.errors import Unauthenticated
 from fareway.server.auth import Principal
 from fareway.server.reload import Reloader
 from fareway.v1 import budget_pb2, router_pb2
-from tests.server.harness import Harness, HarnessFactory, metadata, user_request
+from tests.server.harness import GatedClock, Harness, HarnessFactory, metadata, user_request
 
 ACME_KEY, STEADY_KEY, NEWCO_KEY, ADMIN_KEY = "acme-key", "steady-key", "newco-key", "admin-key"
 ENV = {
@@ -78,20 +77,6 @@ BAD_CONFIG = (
     .replace("tier: fast,", "tier: turbo,")
     .replace("default_strategy: rules", "default_strategy: nope")
 )
-
-
-class GatedClock(ManualClock):
-    """A manual clock whose non-zero sleeps wait for `gate`: the sim model's pacing, so a
-    stream stops after its first token until the test opens the gate."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            await self.gate.wait()
-        await super().sleep(seconds)
 
 
 async def start(serve: HarnessFactory, tmp_path: Path) -> tuple[Harness, GatedClock, Path]:
