@@ -56,7 +56,7 @@ from fareway.server.app import SERVICE_NAMES
 from fareway.server.ledger_health import LedgerHealth
 from fareway.telemetry import names
 from fareway.telemetry.metrics import Metrics
-from fareway.telemetry.setup import SHUTDOWN_TIMEOUT_S
+from fareway.telemetry.setup import SHUTDOWN_TIMEOUT_S, configure_telemetry
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -949,6 +949,18 @@ def test_dashboard_names_only_metrics_fareway_exports(files: Files) -> None:
     for needed in (names.METRIC_TIME_TO_FIRST_CHUNK, names.METRIC_BUDGET_UTILIZATION):
         assert known.by_otel_name[needed] in queried, f"the dashboard does not show {needed}"
     assert known.by_otel_name[names.METRIC_TOKEN_USAGE] in queried
+
+
+def test_each_process_reports_its_own_instance() -> None:
+    """The deployments leave service.instance.id to the OpenTelemetry SDK, which gives each
+    process a random one: that is what keeps the series of two replicas (or two workers) apart
+    in Prometheus (docs/DEPLOY.md, "Metrics in Prometheus")."""
+    telemetry = configure_telemetry(
+        {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}
+    )
+    attributes = telemetry.tracer_provider.resource.attributes
+    assert attributes.get("service.instance.id"), attributes
+    assert attributes.get("service.name") == "fareway"
 
 
 def test_conversion_matches_the_collectors_rules() -> None:
