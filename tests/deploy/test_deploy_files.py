@@ -569,8 +569,9 @@ def compose_problems(files: Files) -> list[str]:
                 problems.append(f"{where}: depends on '{dependency}', which is not a service")
         command = [str(arg) for arg in service.get("command") or []]
         for arg in command:
+            # A configuration file named on the command line comes from deploy/.
             path = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
-            if not path.startswith("/"):
+            if not (path.startswith("/") and path.endswith((".yaml", ".yml", ".json"))):
                 continue
             host_file = mounted_file(service, path)
             if host_file is None:
