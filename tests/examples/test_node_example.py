@@ -14,10 +14,7 @@ test is skipped, unless FAREWAY_REQUIRE_NODE=1 (CI), which makes it fail instead
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -34,6 +31,7 @@ from tests.e2e.servers import (
     request_cost_micros,
     write_config,
 )
+from tests.examples.node_tools import node_with_packages
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +42,6 @@ COST = request_cost_micros(PROMPT, MAX_TOKENS)
 # One request fits under the cap, a second does not.
 CAP_MICROS = COST * 3 // 2
 SECONDS_A_DAY = 86_400
-NPM_TIMEOUT_S = 300
 NODE_TIMEOUT_S = 60
 
 DECISION = re.compile(
@@ -61,34 +58,9 @@ DAY_LIMIT = re.compile(
 
 @pytest.fixture
 def node() -> str:
-    """The node executable, with the example's packages installed; or a skip (a failure under
-    FAREWAY_REQUIRE_NODE=1) on a machine without node and npm. Before the server starts."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node and npm:
-        install(npm)
-        return node
-    message = "node and npm are needed to run examples/node: install Node.js 18+ and npm"
-    if os.environ.get("FAREWAY_REQUIRE_NODE") == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-def install(npm: str) -> None:
-    """`npm ci` in examples/node when its packages are missing or older than its lock file
-    (npm ci writes node_modules/.package-lock.json)."""
-    installed = EXAMPLE / "node_modules" / ".package-lock.json"
-    lock = EXAMPLE / "package-lock.json"
-    if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
-        return
-    done = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=EXAMPLE,
-        capture_output=True,
-        text=True,
-        timeout=NPM_TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, f"npm ci in examples/node failed:\n{done.stdout}{done.stderr}"
+    """node, the example's packages installed; before the server starts, so that a machine
+    without node skips at once."""
+    return node_with_packages(EXAMPLE)
 
 
 @pytest.fixture
