@@ -1,6 +1,6 @@
 """What `buf lint` and `buf breaking` would say, for the parts this repository relies on.
 
-buf is not installed where the tests run, so these check the compiled descriptors instead:
+buf runs in `make lint` (`make protolint`), so these check the compiled descriptors instead:
 published field numbers never move, every element carries a comment (the API contract asks for
 comments on every field), and every enum starts with an `_UNSPECIFIED` zero value.
 """
