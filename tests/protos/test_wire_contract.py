@@ -1,8 +1,8 @@
-"""What `buf lint` and `buf breaking` would say, for the parts this repository relies on.
-
-buf runs in `make lint` (`make protolint`), so these check the compiled descriptors instead:
-published field numbers never move, every element carries a comment (the API contract asks for
-comments on every field), and every enum starts with an `_UNSPECIFIED` zero value.
+"""The parts of the wire contract this repository relies on, checked on the compiled
+descriptors (beside `buf lint` and `buf breaking`, which `make lint` runs where npm is, as
+`make protolint`): published field numbers never move, every element carries a comment (the
+API contract asks for comments on every field), and every enum starts with an `_UNSPECIFIED`
+zero value.
 """
 
 from __future__ import annotations
