@@ -8,8 +8,11 @@ Usable on its own: nothing here knows about gRPC, routing or providers.
     sqlite_file.py its file: WAL mode, the schema and its migrations, transactions
     redis.py       RedisLedger: several replicas share one ledger, one Lua script per change
     redis_scripts.py  those Lua scripts
-    accounting.py  the bookkeeping all three share: window keys, state figures, refusals
-    codec.py       limits as the JSON text the sqlite and redis ledgers store
+    postgres.py    PostgresLedger: several replicas share one durable ledger, one statement
+                   (one transaction, a server-side function) per call
+    postgres_schema.py  its tables, functions and versioned migrations
+    accounting.py  the bookkeeping every backend shares: window keys, state figures, refusals
+    codec.py       limits as the JSON text the sqlite, redis and postgres ledgers store
     processes.py   who owns a SQLite hold and whether that process is gone (crash recovery)
     windows.py     UTC calendar windows (day, month, total)
     pricing.py     token prices to micro-USD

@@ -1,7 +1,7 @@
 """The ledger plug-in point: where spend, reservations, limits and rate counters live.
 
-Every backend (`memory`, `sqlite`, `redis`) implements `Ledger` and runs the same contract
-tests (tests/budgets/contract). All amounts are integer micro-USD.
+Every backend (`memory`, `sqlite`, `redis`, `postgres`) implements `Ledger` and runs the same
+contract tests (tests/budgets/contract). All amounts are integer micro-USD.
 
 The life of a request: `hold` an upper bound before each model attempt (refused with
 BudgetExceeded when any hard cap would be passed; a later `hold` for the same id replaces the

@@ -72,6 +72,34 @@ class RedisLedgerConfig(_Common):
         return RedisLedger(env.get(self.url_env) or self.url, clock, self.hold_ttl_s, self.prefix)
 
 
+class PostgresLedgerConfig(_Common):
+    """`type: postgres`: replicas anywhere share it, durably, in a PostgreSQL database."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    type: Literal["postgres"]
+    url: str = "postgresql://127.0.0.1:5432/fareway"
+    url_env: str = "FAREWAY_POSTGRES_URL"  # this variable, when set, replaces `url`
+    # The PostgreSQL schema the ledger's tables live in (created at start), so several
+    # deployments can share a database. (`schema` in the file; the name is BaseModel's.)
+    db_schema: str = Field("fareway", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # Connections per process; a call waits for a free one rather than failing.
+    pool_size: int = Field(10, ge=1)
+
+    def build(self, clock: Clock, env: Mapping[str, str]) -> Ledger:
+        """The ledger this configuration describes."""
+        from fareway.budgets.postgres import PostgresLedger
+
+        return PostgresLedger(
+            env.get(self.url_env) or self.url,
+            clock,
+            self.hold_ttl_s,
+            schema=self.db_schema,
+            pool_size=self.pool_size,
+        )
+
+
 LedgerConfig = Annotated[
-    MemoryLedgerConfig | SqliteLedgerConfig | RedisLedgerConfig, Field(discriminator="type")
+    MemoryLedgerConfig | SqliteLedgerConfig | RedisLedgerConfig | PostgresLedgerConfig,
+    Field(discriminator="type"),
 ]

@@ -12,6 +12,13 @@ from fareway.budgets.windows import Window
 from fareway.core.errors import BudgetExceeded
 from tests.budgets.contract.support import TENANT, OpenLedger, figures
 
+# The backends whose ledgers, opened separately, share one store.
+SHARED_STORES = [
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
 
 async def test_concurrent_holds_grant_exactly_what_the_cap_affords(ledger: Ledger) -> None:
     await ledger.configure(TENANT, [Limit(Window.DAY, 2_000)])
@@ -41,7 +48,7 @@ async def test_concurrent_holds_and_settles_keep_spend_under_the_cap(ledger: Led
     assert await figures(ledger) == {"day": (1_000, 0, 0)}  # exactly ten settled
 
 
-@pytest.mark.parametrize("ledger_kind", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize("ledger_kind", SHARED_STORES)
 async def test_two_ledgers_on_one_store_share_the_cap(open_ledger: OpenLedger) -> None:
     first, second = open_ledger(), open_ledger()
     await first.configure(TENANT, [Limit(Window.DAY, 1_000)])
@@ -60,7 +67,7 @@ async def test_two_ledgers_on_one_store_share_the_cap(open_ledger: OpenLedger) -
     assert await figures(first) == await figures(second) == {"day": (0, 990, 10)}
 
 
-@pytest.mark.parametrize("ledger_kind", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize("ledger_kind", SHARED_STORES)
 async def test_a_settle_on_one_ledger_is_seen_by_the_other(open_ledger: OpenLedger) -> None:
     first, second = open_ledger(), open_ledger()
     await first.configure(TENANT, [Limit(Window.DAY, 1_000)])
