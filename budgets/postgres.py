@@ -288,7 +288,11 @@ class PostgresLedger:
     async def _open_pool(self) -> asyncpg.Pool:
         pool = await asyncpg.create_pool(
             self._url,
-            min_size=1,
+            # Connections are opened on demand and kept while used (idle ones close after
+            # asyncpg's five minutes). A floor would have asyncpg reconnect in the background,
+            # logging a traceback per attempt, while the database is down: LedgerHealth's
+            # ping already watches for its return.
+            min_size=0,
             max_size=self._pool_size,
             timeout=CONNECT_TIMEOUT_S,
             command_timeout=COMMAND_TIMEOUT_S,

@@ -4,7 +4,7 @@ affords about 100 of them, against every ledger backend."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,13 @@ import pytest
 
 from fareway.budgets.ledger import Ledger, Limit
 from fareway.budgets.memory import MemoryLedger
+from fareway.budgets.postgres import PostgresLedger
 from fareway.budgets.redis import RedisLedger
 from fareway.budgets.sqlite import SqliteLedger
 from fareway.budgets.windows import Window
 from fareway.core.clock import Clock, ManualClock
 from fareway.v1 import router_pb2
+from tests.budgets.postgres_db import fresh_schema, server_url
 from tests.server.harness import TENANT_KEY, Harness, metadata, user_request
 
 CALLS = 1000
@@ -34,6 +36,7 @@ LedgerFactory = Callable[[Clock], Ledger]
         pytest.param("memory"),
         pytest.param("sqlite"),
         pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("postgres", marks=pytest.mark.postgres),
     ]
 )
 def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerFactory:
@@ -41,9 +44,20 @@ def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerFactory
         return lambda clock: MemoryLedger(clock)
     if request.param == "sqlite":
         return lambda clock: SqliteLedger(tmp_path / "ledger.db", clock)
+    if request.param == "postgres":
+        url, schema = request.getfixturevalue("postgres_schema")
+        return lambda clock: PostgresLedger(url, clock, schema=schema)
     url: str = request.getfixturevalue("redis_url")
     prefix: str = request.getfixturevalue("redis_prefix")
     return lambda clock: RedisLedger(url, clock, prefix=prefix)
+
+
+@pytest.fixture
+async def postgres_schema() -> AsyncIterator[tuple[str, str]]:
+    """A PostgreSQL server's URL and a schema of this test's own (dropped afterwards)."""
+    url = server_url()
+    async with fresh_schema(url) as schema:
+        yield url, schema
 
 
 @pytest.fixture
