@@ -3,7 +3,8 @@
 One operation is what every billed request costs the ledger: `hold` an estimate against a
 capped tenant, then `settle` the actual cost with its tokens. N asyncio workers share a fixed
 number of operations; each (backend, workers) cell is the median of several runs, each on a
-fresh store (a new memory ledger, a new SQLite file, a new Redis key prefix). Ratios compare
+fresh store (a new memory ledger, a new SQLite file, a new Redis key prefix, a new PostgreSQL
+schema). Ratios compare
 each backend with the memory ledger measured in the same invocation, so they are comparable
 even when the machine is not.
 
@@ -12,9 +13,10 @@ thread's: SQLite runs on a thread of its own): the calls the engine makes before
 event and after the answer (`generate_calls`), one request at a time, in microseconds per
 request. Wall time would mostly measure waiting; CPU time is what a busy server runs out of.
 
-    python bench/ledger.py                      # memory, sqlite, redis; 1 and 16 workers
+    python bench/ledger.py                      # every backend; 1 and 16 workers
     python bench/ledger.py --ops 20000 --runs 7 --workers 1 4 16 64
     python bench/ledger.py --cpu --backends sqlite --ops 2000 --runs 7
+    python bench/ledger.py --backends postgres --postgres-url postgresql://postgres@127.0.0.1/test
 """
 
 from __future__ import annotations
@@ -33,16 +35,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import asyncpg
 import redis
 
 from fareway.budgets.ledger import Ledger, Limit, RateLimit
 from fareway.budgets.memory import MemoryLedger
+from fareway.budgets.postgres import PostgresLedger
 from fareway.budgets.redis import RedisLedger
 from fareway.budgets.sqlite import SqliteLedger
 from fareway.budgets.windows import Window
 from fareway.core.clock import SystemClock
 
-BACKENDS = ("memory", "sqlite", "redis")
+BACKENDS = ("memory", "sqlite", "redis", "postgres")
 TENANT = "bench"
 HOLD_MICROS = 2_000
 SETTLE_MICROS = 1_500
@@ -58,6 +62,7 @@ class Options:
     runs: int
     backends: tuple[str, ...]
     redis_url: str
+    postgres_url: str
     directory: Path | None  # None: a temporary folder, removed afterwards
     cpu: bool = False  # CPU time per Generate instead of throughput
 
@@ -96,6 +101,13 @@ def parse_args(argv: Sequence[str]) -> Options:
         "the benchmark writes under a fresh key prefix and deletes it afterwards",
     )
     parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("FAREWAY_POSTGRES_URL", "postgresql://127.0.0.1:5432/postgres"),
+        help="PostgreSQL for the postgres backend ($FAREWAY_POSTGRES_URL or "
+        "postgresql://127.0.0.1:5432/postgres); the benchmark works in a fresh schema per run "
+        "and drops it afterwards",
+    )
+    parser.add_argument(
         "--dir",
         type=Path,
         default=None,
@@ -117,6 +129,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         runs=args.runs,
         backends=backends,
         redis_url=args.redis_url,
+        postgres_url=args.postgres_url,
         directory=args.dir,
         cpu=args.cpu,
     )
@@ -183,6 +196,10 @@ def open_ledger(backend: str, options: Options, name: str) -> tuple[Ledger, Call
         assert options.directory is not None, "main() fills in the folder"
         path = options.directory / f"ledger-{name}.db"
         return SqliteLedger(path, clock), lambda: _remove_sqlite(path)
+    if backend == "postgres":
+        schema = f"fareway_bench_{uuid.uuid4().hex[:16]}"
+        ledger = PostgresLedger(options.postgres_url, clock, schema=schema)
+        return ledger, lambda: asyncio.run(_drop_schema(options.postgres_url, schema))
     prefix = f"fareway-bench-{uuid.uuid4().hex}"
     ledger = RedisLedger(options.redis_url, clock, prefix=prefix)
     return ledger, lambda: _delete_keys(options.redis_url, prefix)
@@ -201,6 +218,23 @@ def _delete_keys(url: str, prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+async def _drop_schema(url: str, schema: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await connection.close()
+
+
+async def postgres_answers(url: str) -> bool:
+    try:
+        connection = await asyncpg.connect(url, timeout=2)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False
+    await connection.close()
+    return True
 
 
 def redis_answers(url: str) -> bool:
@@ -232,7 +266,7 @@ def describe(options: Options) -> str:
     return (
         f"{options.ops} hold+settle operations per run, median of {options.runs} runs; "
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"redis-py {redis.__version__}, {os.cpu_count()} CPUs"
+        f"redis-py {redis.__version__}, asyncpg {asyncpg.__version__}, {os.cpu_count()} CPUs"
     )
 
 
@@ -247,6 +281,12 @@ async def run(options: Options) -> None:
     if "redis" in backends and not redis_answers(options.redis_url):
         print(f"no Redis at {options.redis_url}: leaving the redis row out", file=sys.stderr)
         backends.remove("redis")
+    if "postgres" in backends and not await postgres_answers(options.postgres_url):
+        print(
+            f"no PostgreSQL at {options.postgres_url}: leaving the postgres row out",
+            file=sys.stderr,
+        )
+        backends.remove("postgres")
     if options.cpu:
         await run_cpu(options, backends)
         return

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from fareway.budgets.postgres import address
 from tests.budgets.redis_process import free_port
 from tests.budgets.tcp_proxy import TcpProxy
 
@@ -38,7 +39,9 @@ def server_url() -> str:
     with ThreadPoolExecutor(max_workers=1) as thread:
         problem = thread.submit(asyncio.run, _problem(url)).result()
     if problem:
-        message = f"no PostgreSQL at {url} ({problem}): set FAREWAY_POSTGRES_URL or start one"
+        message = (
+            f"no PostgreSQL at {address(url)} ({problem}): set FAREWAY_POSTGRES_URL or start one"
+        )
         if os.environ.get("FAREWAY_REQUIRE_POSTGRES") == "1":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
