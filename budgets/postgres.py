@@ -29,12 +29,15 @@ exist already, owned by the user).
 Faults: a server that cannot be reached, refuses the connection, is shutting down, or
 terminates it (pg_terminate_backend, a restart, a failover), and any error from the server,
 becomes LedgerUnavailable whose detail names host:port/database (never a password). A
-connection that failed is not reused: after such an error the pool replaces its connections
-and the call is retried once on a fresh one, which is what a restarted server needs; a
-server that is down fails the retry as fast. A retried call is safe: settle and checkpoint
-are idempotent by hold id and a hold of the same id replaces its amount (the one thing a
-retry can repeat is the admission count of a hold whose first reply was lost, refusing that
-tenant's requests a request sooner, never serving one unbilled). Connecting waits at most
+connection that died under a call is not reused: the pool replaces its connections and the
+call is retried on another (up to once per pooled connection, all of which may have died
+together, and once more on a new one), which is what a restarted or failed-over server
+needs; a server that is down refuses the new connection and fails the call as fast. A
+retried call is safe: settle and checkpoint are idempotent by hold id and a hold of the same
+id replaces its amount (the one thing a retry can repeat is the admission count of a hold
+whose first reply was lost, refusing that tenant's requests a request sooner, never serving
+one unbilled). A timeout is not retried: a slow server would only be waited for twice.
+Connecting waits at most
 CONNECT_TIMEOUT_S and a call COMMAND_TIMEOUT_S, so a dead server fails calls within seconds
 instead of hanging them. The pool is opened lazily and reopened on the next call after it
 could not be, so the ledger comes back by itself once the server does.
@@ -97,19 +100,25 @@ COMMAND_TIMEOUT_S = 5.0
 # Closing waits this long for calls in flight, then drops the connections.
 CLOSE_TIMEOUT_S = 5.0
 
-# The connection is gone or the server is going away: replace the pool's connections and
-# retry once. (OSError covers refused and reset connections.)
-RECONNECT = (
-    OSError,
+# A pooled connection that died under the call (the server restarted, failed over, or
+# terminated it): the call is retried on another connection, or a new one. (Not a refused
+# connection or a timeout: a server that is down or out of reach would fail the retry alike.)
+STALE_CONNECTION = (
+    ConnectionResetError,
+    BrokenPipeError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    # The connection read the server's termination notice while idle; its next call finds
+    # the protocol in a state it cannot leave.
+    asyncpg.exceptions.InternalClientError,
 )
-# Everything the driver or the server can raise; none of it may reach the caller as anything
-# but LedgerUnavailable.
+# Everything the driver or the server can raise (OSError covers refused connections and
+# timeouts); none of it may reach the caller as anything but LedgerUnavailable.
 UNAVAILABLE = (
-    *RECONNECT,
-    TimeoutError,
+    *STALE_CONNECTION,
+    OSError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.PostgresError,
 )
@@ -259,22 +268,24 @@ class PostgresLedger:
             return
         try:
             await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_S)
-        except (TimeoutError, *UNAVAILABLE):
+        except UNAVAILABLE:
             pool.terminate()
 
     # --- connections ----------------------------------------------------------------------
 
     async def _call(self, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-        """Run `call` on the pool; on a lost connection, once more on fresh connections."""
+        """Run `call` on the pool. A connection found dead is replaced and the call retried,
+        up to once per pooled connection (all may have died together) and once more on a new
+        one; the first other failure is final."""
         pool = await self._ready_pool()
         with self._reachable():
-            try:
-                return await call(pool)
-            except RECONNECT:
-                # Every pooled connection may be as dead as this one (a restarted server):
-                # replace them all on their next use rather than fail once per connection.
-                await pool.expire_connections()
-        with self._reachable():
+            for _ in range(self._pool_size):
+                try:
+                    return await call(pool)
+                except STALE_CONNECTION:
+                    # Replace every pooled connection as it comes back, rather than fail once
+                    # per connection.
+                    await pool.expire_connections()
             return await call(pool)
 
     async def _ready_pool(self) -> asyncpg.Pool:
