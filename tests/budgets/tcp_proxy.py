@@ -1,7 +1,11 @@
 """A TCP proxy of the test's own in front of a shared server (PostgreSQL): the test points the
 ledger at the proxy, then stops it (the listening socket closes and every connection through
 it is cut, as when the database goes away or the network fails) and starts it again on the
-same port (the database is back). The shared server itself is never disturbed."""
+same port (the database is back). The shared server itself is never disturbed.
+
+It also counts the client's requests (`requests`: each chunk of bytes read from a client in
+one go, which is one request for a client that writes each request at once and waits for the
+reply, as a PostgreSQL driver running one statement does): how tests see round trips."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._pipes: set[asyncio.Task[None]] = set()
+        self.requests = 0
 
     async def start(self) -> None:
         """Listen again (or for the first time) on `port`."""
@@ -51,8 +56,8 @@ class TcpProxy:
             return
         self._writers |= {client_out, server_out}
         pipes = [
-            asyncio.create_task(self._pipe(client_in, server_out)),
-            asyncio.create_task(self._pipe(server_in, client_out)),
+            asyncio.create_task(self._pipe(client_in, server_out, counted=True)),
+            asyncio.create_task(self._pipe(server_in, client_out, counted=False)),
         ]
         self._pipes.update(pipes)
         try:
@@ -63,10 +68,12 @@ class TcpProxy:
                 self._writers.discard(writer)
                 writer.transport.abort()
 
-    @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, counted: bool
+    ) -> None:
         with suppress(OSError):
             while data := await source.read(CHUNK):
+                self.requests += counted
                 sink.write(data)
                 await sink.drain()
         # One side closed: close the other, so that both ends see the connection end.

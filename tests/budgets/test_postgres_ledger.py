@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from fareway.budgets.ledger import Limit, TenantSeed
+from fareway.budgets.ledger import Limit, RateLimit, TenantSeed
 from fareway.budgets.postgres import PostgresLedger, address
 from fareway.budgets.postgres_schema import SCHEMA_VERSION
 from fareway.budgets.registry import PostgresLedgerConfig
@@ -165,6 +165,30 @@ async def test_a_database_that_goes_away_is_unavailable_then_comes_back(
     finally:
         await ledger.aclose()
         await proxy.stop()
+
+
+@pytest.mark.postgres
+async def test_hold_and_settle_are_one_round_trip_each(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    proxy, proxied = await proxy_to(postgres_url)
+    ledger = PostgresLedger(proxied, ManualClock(START), schema=postgres_schema, pool_size=1)
+    try:
+        await ledger.configure(TENANT, [Limit(Window.DAY, 10**9)], latency_target_ms=500)
+        for i in range(2):  # the connection prepares each statement on its first use only
+            await ledger.hold(TENANT, f"warm-{i}", 10, admit=RateLimit())
+            await ledger.settle(TENANT, f"warm-{i}", 10, 1, met_target=True)
+        before = proxy.requests
+
+        await ledger.hold(TENANT, "h1", 10, admit=RateLimit(requests_per_minute=100))
+        held = proxy.requests - before
+        await ledger.settle(TENANT, "h1", 10, 1, met_target=True)
+        settled = proxy.requests - before - held
+    finally:
+        await ledger.aclose()
+        await proxy.stop()
+
+    assert (held, settled) == (1, 1)
 
 
 @pytest.mark.postgres
