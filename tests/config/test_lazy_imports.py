@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("anthropic", "openai", "redis", "onnxruntime", "wordllama", "tokenizers")
+HEAVY = ("anthropic", "openai", "redis", "asyncpg", "onnxruntime", "wordllama", "tokenizers")
 
 SCRIPT = f"""
 import sys
