@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fareway.budgets.ledger import BudgetState
+from fareway.budgets.ledger import BudgetState, Ledger
 from fareway.budgets.redis import RedisLedger
 from fareway.budgets.windows import Window as LedgerWindow
 from fareway.client import AsyncClient, Budget, Decision, StreamEvent, TextDelta, Window
@@ -102,8 +102,17 @@ async def test_redis_ledger_after_kill_9_bills_the_streamed_text_once_holds_expi
         caps_micros={Window.TOTAL: CAP},
         sim=SLOW,
     )
-    [first] = await fleet.start(config)
     ledger = RedisLedger(redis_url, SystemClock(), prefix=redis_prefix)
+    await assert_holds_expire_after_kill_9(fleet, config, ledger, "redis")
+
+
+async def assert_holds_expire_after_kill_9(
+    fleet: Fleet, config: Path, ledger: Ledger, backend: str
+) -> None:
+    """kill -9 mid-stream on a shared ledger whose dead holds expire by time-to-live: every
+    settled charge is there at once, the dead server's holds count until their TTL passes, and
+    then the streamed text is billed. `ledger` reads the same store (and is closed here)."""
+    [first] = await fleet.start(config)
     try:
         await ledger.state(TENANT)  # connected before the kill: read at once after it
         before = await serve_then_kill(first)
@@ -123,7 +132,7 @@ async def test_redis_ledger_after_kill_9_bills_the_streamed_text_once_holds_expi
             WITHIN_S,
             "the killed server's holds expired",
         )
-    report("redis", before, limit(after, Window.TOTAL).spent_micros)
+    report(backend, before, limit(after, Window.TOTAL).spent_micros)
     assert_streamed_text_billed(before, limit(after, Window.TOTAL).spent_micros)
 
 

@@ -44,10 +44,7 @@ from tests.e2e.test_crash import (
     CHECKPOINT_INTERVAL_S,
     HOLD_TTL_S,
     SLOW,
-    assert_streamed_text_billed,
-    report,
-    serve_then_kill,
-    window_figures,
+    assert_holds_expire_after_kill_9,
 )
 from tests.e2e.test_ledger_faults import health
 from tests.e2e.test_replicas import (
@@ -141,28 +138,8 @@ async def test_postgres_ledger_after_kill_9_bills_the_streamed_text_once_holds_e
         caps_micros={Window.TOTAL: CAP},
         sim=SLOW,
     )
-    [first] = await fleet.start(config)
     ledger = PostgresLedger(url, SystemClock(), schema=schema)
-    try:
-        await ledger.state(TENANT)  # connected before the kill: read at once after it
-        before = await serve_then_kill(first)
-        at_kill = window_figures(await ledger.state(TENANT))
-    finally:
-        await ledger.aclose()
-
-    # Every settled charge is committed; the dead server's holds count until their TTL.
-    assert at_kill == (before.settled_micros, before.held_micros)
-
-    [second] = await fleet.start(config)
-    async with second.client() as client:
-        after = await eventually(
-            client.get_budget,
-            lambda budget: limit(budget, Window.TOTAL).reserved_micros == 0,
-            WITHIN_S,
-            "the killed server's holds expired",
-        )
-    report("postgres", before, limit(after, Window.TOTAL).spent_micros)
-    assert_streamed_text_billed(before, limit(after, Window.TOTAL).spent_micros)
+    await assert_holds_expire_after_kill_9(fleet, config, ledger, "postgres")
 
 
 async def test_postgres_unreachable_is_unavailable_and_service_resumes_by_itself(
