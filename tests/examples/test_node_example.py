@@ -13,25 +13,20 @@ test is skipped, unless FAREWAY_REQUIRE_NODE=1 (CI), which makes it fail instead
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from fareway.client import Window
 from tests.e2e.servers import (
-    INSTANT,
     MODEL,
     TENANT,
     TENANT_KEY,
-    Fleet,
     Server,
     request_cost_micros,
-    write_config,
 )
-from tests.examples.node_tools import node_with_packages
+from tests.examples.node_tools import node_with_packages, run_example, serving
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +37,6 @@ COST = request_cost_micros(PROMPT, MAX_TOKENS)
 # One request fits under the cap, a second does not.
 CAP_MICROS = COST * 3 // 2
 SECONDS_A_DAY = 86_400
-NODE_TIMEOUT_S = 60
 
 DECISION = re.compile(
     r"request 1: decision model=(\S+) provider=(\S+) tier=(\S+) strategy=(\S+)"
@@ -66,33 +60,21 @@ def node() -> str:
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     """A `fareway serve` process whose tenant can afford one request of PROMPT today."""
-    fleet = Fleet(tmp_path)
-    config = write_config(
-        tmp_path / "fareway.yaml", {"type": "memory"}, {Window.DAY: CAP_MICROS}, INSTANT
-    )
-    try:
-        [started] = await fleet.start(config)
+    async with serving(tmp_path, CAP_MICROS) as started:
         yield started
-    finally:
-        await fleet.kill_all()
 
 
 async def test_the_node_example_streams_reads_its_budget_and_decodes_a_refusal(
     node: str, server: Server
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
+    out, context = await run_example(
         node,
         "main.js",
         *("--target", server.target, "--api-key", TENANT_KEY),
         *("--prompt", PROMPT, "--max-tokens", str(MAX_TOKENS), "--requests", "2"),
         cwd=EXAMPLE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        server=server,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), NODE_TIMEOUT_S)
-    out = stdout.decode()
-    context = f"stdout:\n{out}\nstderr:\n{stderr.decode()}\nserver log:\n{server.log()}"
-    assert process.returncode == 0, context
 
     decision = DECISION.search(out)
     assert decision, context

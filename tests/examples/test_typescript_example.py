@@ -10,25 +10,20 @@ fails here. Without node and npm it is skipped, unless FAREWAY_REQUIRE_NODE=1 (C
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from fareway.client import Window
 from tests.e2e.servers import (
     INPUT_USD_PER_MTOK,
-    INSTANT,
     MODEL,
     OUTPUT_USD_PER_MTOK,
     TENANT_KEY,
-    Fleet,
     Server,
     request_cost_micros,
-    write_config,
 )
-from tests.examples.node_tools import node_with_packages, run
+from tests.examples.node_tools import node_with_packages, run, run_example, serving
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +32,6 @@ EXAMPLE = ROOT / "examples" / "typescript"
 PROGRAM = EXAMPLE / "dist" / "main.js"
 PROMPT = "Summarise this ticket: the invoice total is wrong."
 MAX_TOKENS = 256  # what the example asks for
-NODE_TIMEOUT_S = 60
 
 
 def sources() -> list[Path]:
@@ -58,32 +52,20 @@ def node() -> str:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    fleet = Fleet(tmp_path)
-    config = write_config(
-        tmp_path / "fareway.yaml", {"type": "memory"}, {Window.DAY: 1_000_000}, INSTANT
-    )
-    try:
-        [started] = await fleet.start(config)
+    async with serving(tmp_path, 1_000_000) as started:
         yield started
-    finally:
-        await fleet.kill_all()
 
 
 async def test_the_typed_example_lists_the_catalog_and_routes_a_prompt(
     node: str, server: Server
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
+    out, context = await run_example(
         node,
         str(PROGRAM),
         *("--target", server.target, "--api-key", TENANT_KEY, "--prompt", PROMPT),
         cwd=EXAMPLE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        server=server,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), NODE_TIMEOUT_S)
-    out = stdout.decode()
-    context = f"stdout:\n{out}\nstderr:\n{stderr.decode()}\nserver log:\n{server.log()}"
-    assert process.returncode == 0, context
 
     prices = f"{INPUT_USD_PER_MTOK * 1_000_000}/{OUTPUT_USD_PER_MTOK * 1_000_000}"
     assert f"model {MODEL} tier=fast provider=sim prices={prices}\n" in out, context
