@@ -16,12 +16,8 @@ Where the facts come from, never from a copy kept here:
 - metric names: the instruments of telemetry/metrics.py, recorded once into an in-memory
   reader, converted as the collector's Prometheus exporter converts them (its default
   translation; `prometheus_name` below, docs/DEPLOY.md "Metrics in Prometheus");
-- shutdown time: server.grace_s, LedgerHealth's settle flush and telemetry's SHUTDOWN_TIMEOUT_S.
-
-The `postgres` ledger type is being added beside this test. Until budgets/registry.py knows
-it, a configuration naming it is validated with the ledger section as `type: redis` (same
-keys otherwise) and FAREWAY_POSTGRES_URL is accepted as the variable that ledger will read;
-once it is registered, both are checked for real.
+- shutdown time: server.grace_s, LedgerHealth's settle flush and telemetry's SHUTDOWN_TIMEOUT_S;
+- the shared ledgers' URL variables: budgets/registry.py's `url_env` defaults.
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ import inspect
 import json
 import re
 import tomllib
-import typing
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -49,7 +44,7 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-from fareway.budgets.registry import LedgerConfig, RedisLedgerConfig
+from fareway.budgets.registry import PostgresLedgerConfig, RedisLedgerConfig
 from fareway.config.loader import ConfigError, parse_config
 from fareway.config.schema import FarewayConfig
 from fareway.server.app import SERVICE_NAMES
@@ -66,7 +61,6 @@ DEPLOY_DOC = ROOT / "docs" / "DEPLOY.md"
 
 CONFIG_MOUNT = "/etc/fareway/fareway.yaml"  # where both stacks mount fareway's configuration
 FAREWAY_IMAGE = "fareway"  # the repository name of the image built from the Dockerfile
-PENDING_POSTGRES_URL_ENV = "FAREWAY_POSTGRES_URL"  # announced by the postgres ledger's work
 
 # Ports of third-party servers that their own defaults fix (nothing here configures them).
 POSTGRES_PORT = 5432
@@ -174,29 +168,6 @@ def dockerfile_facts(text: str) -> DockerfileFacts:
     return DockerfileFacts(frozenset(exposed), health)
 
 
-def ledger_types() -> set[str]:
-    """The ledger `type`s budgets/registry.py knows."""
-    (union, *_) = typing.get_args(LedgerConfig)
-    return {
-        typing.get_args(member.model_fields["type"].annotation)[0]
-        for member in typing.get_args(union)
-    }
-
-
-def validate(text: str, name: str) -> FarewayConfig:
-    """The configuration as fareway's loader reads it (a ConfigError names what is wrong)."""
-    data = yaml.safe_load(text)
-    ledger = data.get("ledger") if isinstance(data, dict) else None
-    # Until the postgres ledger has landed, the rest of the section is checked as redis.
-    postgres = isinstance(ledger, dict) and ledger.get("type") == "postgres"
-    if postgres and "postgres" not in ledger_types():
-        assert isinstance(ledger, dict)
-        common = {k: v for k, v in ledger.items() if k in RedisLedgerConfig.model_fields}
-        data["ledger"] = {**common, "type": "redis", "url": "redis://redis:6379/0"}
-        return parse_config(yaml.safe_dump(data, sort_keys=False), f"{name} (ledger as redis)")
-    return parse_config(text, name)
-
-
 def package_folders() -> list[Path]:
     """fareway's installed code: pyproject's package-dir folders."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -235,8 +206,6 @@ def variables_in_config(config: FarewayConfig) -> tuple[set[str], set[str]]:
     url_env = getattr(config.ledger, "url_env", None)
     if url_env:
         named.add(url_env)
-    if "postgres" not in ledger_types():
-        named.add(PENDING_POSTGRES_URL_ENV)
     return named, required
 
 
@@ -540,7 +509,7 @@ def compose_problems(files: Files) -> list[str]:
     services: dict[str, dict[str, Any]] = files.compose.get("services", {})
     facts = dockerfile_facts(files.dockerfile)
     volumes = set(files.compose.get("volumes") or {})
-    config = validate(files.fareway_config, "deploy/fareway.yaml")
+    config = parse_config(files.fareway_config, "deploy/fareway.yaml")
     fareway_port = config.server.port
     fareway_services = []
     for name, service in services.items():
@@ -602,8 +571,8 @@ def compose_problems(files: Files) -> list[str]:
         if "opentelemetry-collector" not in services.get(host, {}).get("image", ""):
             problems.append(f"{where}: the OTLP endpoint's host '{host}' is not the collector")
         for variable, scheme, port_ in (
-            (PENDING_POSTGRES_URL_ENV, "postgres", POSTGRES_PORT),
-            ("FAREWAY_REDIS_URL", "redis", REDIS_PORT),
+            (PostgresLedgerConfig.model_fields["url_env"].default, "postgres", POSTGRES_PORT),
+            (RedisLedgerConfig.model_fields["url_env"].default, "redis", REDIS_PORT),
         ):
             if variable in env:
                 url = urlsplit(env[variable])
@@ -746,7 +715,7 @@ def k8s_problems(files: Files) -> list[str]:
     if sorted(listed) != on_disk:
         problems.append(f"kustomization: resources {sorted(listed)} are not the files {on_disk}")
     name, text = configmap_config(files)
-    config = validate(text, name)
+    config = parse_config(text, name)
     port = config.server.port
     facts = dockerfile_facts(files.dockerfile)
     secrets = {s["metadata"]["name"]: s for s in k8s_find(files, "Secret")}
@@ -906,11 +875,9 @@ def test_fareway_configurations_load(files: Files) -> None:
     """deploy/fareway.yaml and the ConfigMap's file pass fareway's own loader, and serve a
     shared ledger on every interface without the public demo keys."""
     for name, text in [("deploy/fareway.yaml", files.fareway_config), configmap_config(files)]:
-        config = validate(text, name)
+        config = parse_config(text, name)
         assert config.server.host == "0.0.0.0", name
-        assert config.ledger.type in ("postgres", "redis"), f"{name}: the ledger is not shared"
-        if "postgres" in ledger_types():
-            assert config.ledger.type == "postgres"
+        assert config.ledger.type == "postgres", f"{name}: the ledger is not the shared one"
         demo_hashes = {
             "677276db4ed94c79fa5c543dc9cc51824115ff011e30b5a40f4b2afbc4e231e9",  # fareway-demo-key
             "495263509836d6b9c06dbd0ac7e79cf5f4d0097efab622045d787624c45a17aa",  # fareway-admin-key
