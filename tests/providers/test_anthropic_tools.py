@@ -4,18 +4,15 @@ its input split one character an `input_json_delta`, comes out as one complete T
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
 from unittest.mock import ANY
 
 import pytest
 
-from fareway.core.content import Message, Tool, ToolCall, ToolChoice, ToolChoiceMode
+from fareway.core.content import Message, ToolCall, ToolChoice, ToolChoiceMode
 from fareway.core.errors import MalformedResponse
 from fareway.providers.base import (
     Finish,
     Provider,
-    ProviderCall,
     ProviderEvent,
     TextChunk,
     ToolUse,
@@ -23,14 +20,14 @@ from fareway.providers.base import (
 )
 from tests.fakes.anthropic_server import Answer, FakeAnthropic
 from tests.fakes.http_server import StreamedCall
-from tests.providers.upstreams import ANTHROPIC, Upstream, collect, collect_until_error
-
-WEATHER = Tool(
-    "get_weather",
-    "The weather in a city.",
-    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+from tests.providers.upstreams import (
+    ANTHROPIC,
+    WEATHER,
+    Upstream,
+    collect,
+    collect_until_error,
+    sent,
 )
-CLOCK = Tool("get_time", "The time now.")  # no schema: it takes no input
 
 LOOKUPS = (
     ToolCall("toolu_1", "get_weather", '{"city": "Paris"}'),
@@ -43,28 +40,13 @@ def upstream() -> Upstream:
     return ANTHROPIC
 
 
-def tool_call(
-    messages: tuple[Message, ...] = (Message.user("Weather in Paris?"),),
-    choice: ToolChoice | None = None,
-) -> ProviderCall:
-    return dataclasses.replace(
-        ANTHROPIC.call(messages=messages), tools=(WEATHER, CLOCK), tool_choice=choice
-    )
-
-
-async def sent(fake: FakeAnthropic, provider: Provider, call: ProviderCall) -> dict[str, Any]:
-    await collect(provider, call)
-    body: dict[str, Any] = fake.requests[-1].body
-    return body
-
-
 # --- what is sent upstream ------------------------------------------------------------------
 
 
 async def test_tools_are_sent_with_their_input_schemas(
     fake: FakeAnthropic, provider: Provider
 ) -> None:
-    body = await sent(fake, provider, tool_call())
+    body = await sent(fake, provider, ANTHROPIC.tool_call())
 
     assert body["tools"] == [
         {
@@ -90,7 +72,7 @@ async def test_tools_are_sent_with_their_input_schemas(
 async def test_tool_choice_is_sent_in_anthropics_words(
     fake: FakeAnthropic, provider: Provider, choice: ToolChoice, expected: dict[str, str]
 ) -> None:
-    body = await sent(fake, provider, tool_call(choice=choice))
+    body = await sent(fake, provider, ANTHROPIC.tool_call(choice=choice))
 
     assert body["tool_choice"] == expected
 
@@ -110,7 +92,7 @@ async def test_a_conversation_with_tool_turns_becomes_tool_use_and_tool_result_b
         Message.tool("toolu_3", "20C"),
     )
 
-    body = await sent(fake, provider, tool_call(conversation))
+    body = await sent(fake, provider, ANTHROPIC.tool_call(conversation))
 
     assert body["messages"] == [
         {"role": "user", "content": "Weather in Paris, and the time?"},
@@ -192,7 +174,7 @@ async def test_streamed_tool_input_is_assembled_into_one_tool_use_per_call(
         )
     )
 
-    events = await collect(provider, tool_call())
+    events = await collect(provider, ANTHROPIC.tool_call())
 
     assert events == [
         UsageReport(30, 1),
@@ -216,7 +198,7 @@ async def test_a_tool_only_answer_yields_just_the_call(
         )
     )
 
-    events = await collect(provider, tool_call(choice=ToolChoice(ToolChoiceMode.ANY)))
+    events = await collect(provider, ANTHROPIC.tool_call(choice=ToolChoice(ToolChoiceMode.ANY)))
 
     assert [e for e in events if not isinstance(e, UsageReport)] == [
         ToolUse(ToolCall("toolu_9", "get_weather", '{"city": "Oslo"}')),
@@ -241,7 +223,7 @@ async def test_malformed_tool_input_is_a_provider_error_not_a_call(
     seen: list[ProviderEvent] = []
 
     with pytest.raises(MalformedResponse, match=r"tool.*JSON"):
-        await collect_until_error(provider, tool_call(), seen)
+        await collect_until_error(provider, ANTHROPIC.tool_call(), seen)
 
     assert not any(isinstance(e, ToolUse | Finish) for e in seen)
 
@@ -259,7 +241,7 @@ async def test_a_call_cut_by_max_tokens_is_dropped_and_the_answer_stops_there(
         )
     )
 
-    events = await collect(provider, tool_call())
+    events = await collect(provider, ANTHROPIC.tool_call())
 
     assert [e for e in events if not isinstance(e, UsageReport)] == [
         TextChunk("Checking"),

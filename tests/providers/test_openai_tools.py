@@ -5,18 +5,16 @@ complete ToolUse each, in index order, when the finish_reason arrives."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 from unittest.mock import ANY
 
 import pytest
 
-from fareway.core.content import Message, Tool, ToolCall, ToolChoice, ToolChoiceMode
+from fareway.core.content import Message, ToolCall, ToolChoice, ToolChoiceMode
 from fareway.core.errors import MalformedResponse
 from fareway.providers.base import (
     Finish,
     Provider,
-    ProviderCall,
     ProviderEvent,
     TextChunk,
     ToolUse,
@@ -24,34 +22,19 @@ from fareway.providers.base import (
 )
 from tests.fakes.http_server import StreamedCall
 from tests.fakes.openai_server import Answer, FakeOpenAI
-from tests.providers.upstreams import OPENAI, Upstream, collect, collect_until_error
-
-WEATHER = Tool(
-    "get_weather",
-    "The weather in a city.",
-    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+from tests.providers.upstreams import (
+    OPENAI,
+    WEATHER,
+    Upstream,
+    collect,
+    collect_until_error,
+    sent,
 )
-CLOCK = Tool("get_time", "The time now.")  # no schema: it takes no input
 
 
 @pytest.fixture
 def upstream() -> Upstream:
     return OPENAI
-
-
-def tool_call(
-    messages: tuple[Message, ...] = (Message.user("Weather in Paris?"),),
-    choice: ToolChoice | None = None,
-) -> ProviderCall:
-    return dataclasses.replace(
-        OPENAI.call(messages=messages), tools=(WEATHER, CLOCK), tool_choice=choice
-    )
-
-
-async def sent(fake: FakeOpenAI, provider: Provider, call: ProviderCall) -> dict[str, Any]:
-    await collect(provider, call)
-    body: dict[str, Any] = fake.requests[-1].body
-    return body
 
 
 # --- what is sent upstream ------------------------------------------------------------------
@@ -60,7 +43,7 @@ async def sent(fake: FakeOpenAI, provider: Provider, call: ProviderCall) -> dict
 async def test_tools_are_sent_as_functions_with_their_parameters(
     fake: FakeOpenAI, provider: Provider
 ) -> None:
-    body = await sent(fake, provider, tool_call())
+    body = await sent(fake, provider, OPENAI.tool_call())
 
     assert body["tools"] == [
         {
@@ -98,7 +81,7 @@ async def test_tools_are_sent_as_functions_with_their_parameters(
 async def test_tool_choice_is_sent_in_openais_words(
     fake: FakeOpenAI, provider: Provider, choice: ToolChoice, expected: Any
 ) -> None:
-    body = await sent(fake, provider, tool_call(choice=choice))
+    body = await sent(fake, provider, OPENAI.tool_call(choice=choice))
 
     assert body["tool_choice"] == expected
 
@@ -122,7 +105,7 @@ async def test_a_conversation_with_tool_turns_becomes_tool_calls_and_tool_messag
         Message.tool("call_3", "20C"),
     )
 
-    body = await sent(fake, provider, tool_call(conversation))
+    body = await sent(fake, provider, OPENAI.tool_call(conversation))
 
     def function(call_id: str, name: str, arguments: str) -> dict[str, Any]:
         return {
@@ -191,7 +174,7 @@ async def test_streamed_argument_fragments_are_assembled_into_one_tool_use_per_c
         )
     )
 
-    events = await collect(provider, tool_call())
+    events = await collect(provider, OPENAI.tool_call())
 
     assert events == [
         TextChunk("Let me"),
@@ -216,7 +199,7 @@ async def test_an_answer_of_tool_calls_ending_with_stop_still_stops_for_tool_use
         )
     )
 
-    events = await collect(provider, tool_call())
+    events = await collect(provider, OPENAI.tool_call())
 
     assert [e for e in events if not isinstance(e, UsageReport)] == [
         ToolUse(ToolCall("call_7", "get_weather", '{"city": "Oslo"}')),
@@ -240,7 +223,7 @@ async def test_a_malformed_tool_call_is_a_provider_error_not_a_call(
     seen: list[ProviderEvent] = []
 
     with pytest.raises(MalformedResponse, match=f"tool call .*{problem}"):
-        await collect_until_error(provider, tool_call(), seen)
+        await collect_until_error(provider, OPENAI.tool_call(), seen)
 
     assert not any(isinstance(e, ToolUse | Finish) for e in seen)
 
@@ -255,7 +238,7 @@ async def test_a_call_cut_by_max_tokens_is_dropped_and_the_answer_stops_there(
     cut = StreamedCall("call_2", "get_weather", '{"city": "Par')
     fake.script(Answer(chunks=(), calls=(whole, cut), finish_reason="length"))
 
-    events = await collect(provider, tool_call())
+    events = await collect(provider, OPENAI.tool_call())
 
     assert [e for e in events if not isinstance(e, UsageReport)] == [
         ToolUse(ToolCall("call_1", "get_time", "{}")),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fareway.budgets.pricing import Price
-from fareway.core.content import Message
+from fareway.core.content import Message, Tool, ToolChoice
 from fareway.providers.anthropic import AnthropicProvider
 from fareway.providers.base import Provider, ProviderCall, ProviderEvent
 from fareway.providers.openai import OpenAIProvider
@@ -30,6 +30,15 @@ ErrorKind = Literal[
     "rate_limited", "overloaded", "server_error", "unauthorized", "bad_request", "not_found"
 ]
 StreamErrorKind = Literal["rate_limited", "overloaded", "server_error"]
+
+
+# The tools the providers' tool tests offer: one with an input schema, one without (no input).
+WEATHER = Tool(
+    "get_weather",
+    "The weather in a city.",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+CLOCK = Tool("get_time", "The time now.")
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,16 @@ class Upstream:
     ) -> ProviderCall:
         """A call to this upstream's model; tests override only what they look at."""
         return ProviderCall(self.model, system, messages, max_tokens, timeout_s)
+
+    def tool_call(
+        self,
+        messages: tuple[Message, ...] = (Message.user("Weather in Paris?"),),
+        choice: ToolChoice | None = None,
+    ) -> ProviderCall:
+        """A call offering the model WEATHER and CLOCK, with `choice`."""
+        return dataclasses.replace(
+            self.call(messages=messages), tools=(WEATHER, CLOCK), tool_choice=choice
+        )
 
     def answer(
         self, chunks: Sequence[str] = ("Hello", ", world"), *, at_limit: bool = False, **fields: Any
@@ -188,3 +207,14 @@ OPENAI = Upstream(
 )
 
 UPSTREAMS = (ANTHROPIC, OPENAI)
+
+
+async def sent(
+    fake: anthropic_server.FakeAnthropic | openai_server.FakeOpenAI,
+    provider: Provider,
+    call: ProviderCall,
+) -> dict[str, Any]:
+    """The body `provider` sent upstream for `call`, once its stream was read to the end."""
+    await collect(provider, call)
+    body: dict[str, Any] = fake.requests[-1].body
+    return body
