@@ -136,22 +136,6 @@ async def test_a_conversation_with_tool_turns_becomes_tool_use_and_tool_result_b
     ]
 
 
-async def test_a_call_without_tools_sends_no_tool_fields(
-    fake: FakeAnthropic, provider: Provider
-) -> None:
-    conversation = (Message.user("hi"), Message.assistant("hello"), Message.user("bye"))
-
-    body = await sent(fake, provider, ANTHROPIC.call(messages=conversation))
-
-    assert "tools" not in body
-    assert "tool_choice" not in body
-    assert body["messages"] == [
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": "hello"},
-        {"role": "user", "content": "bye"},
-    ]
-
-
 # --- the streamed answer --------------------------------------------------------------------
 
 

@@ -147,6 +147,23 @@ async def test_empty_system_prompt_sends_no_system_prompt(
     assert sent.messages == [{"role": "user", "content": "hi"}]
 
 
+async def test_a_call_without_tools_sends_no_tool_fields(
+    upstream: Upstream, fake: LoopbackServer[Any], provider: Provider
+) -> None:
+    conversation = (Message.user("hi"), Message.assistant("hello"), Message.user("bye"))
+
+    await collect(provider, upstream.call(messages=conversation))
+
+    body = fake.requests[0].body
+    assert "tools" not in body
+    assert "tool_choice" not in body
+    assert body["messages"] == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "bye"},
+    ]
+
+
 async def test_api_key_is_sent_as_bearer_token(
     upstream: Upstream, fake: LoopbackServer[Any], provider: Provider
 ) -> None:
